@@ -1,0 +1,445 @@
+"""How an exercise check is described, run and judged.
+
+Every chapter module in ``grader/`` (``grader/ch01_classification_losses.py``, ...) describes its
+exercises as :class:`Exercise` objects. A check has three separate steps so that the grading core
+can run them in different processes:
+
+1. ``cases``: the inputs, as *plain data* (NumPy arrays, Python scalars, strings, tuples), drawn
+   from a seed. Public cases are small and fixed; hidden cases are randomized.
+2. ``run(impl, case)``: builds torch tensors from the case, calls the learner's function or class,
+   and turns what comes back into plain NumPy arrays (strictly: a ``torch.Tensor`` subclass or a
+   lying float is refused, see :func:`to_plain`). This is the only step that touches learner code.
+3. ``judge``: compares those arrays with the reference computed by PyTorch (``reference``), in the
+   grader's own process, and names the mistake when the answer matches a known wrong
+   implementation (``mistakes``).
+
+In a notebook, :func:`check` does all three in the kernel and raises ``AssertionError`` with the
+feedback; the isolated grading core (``python -m grader autograde``) runs step 2 in a sandboxed
+process and steps 1 and 3 outside it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib
+import os
+import secrets
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+# Outputs are dictionaries of plain arrays: {"out": array, "grad_input": array, ...}.
+Outputs = dict[str, np.ndarray]
+
+ERROR_KEY = "__error__"  # Outputs of a call that raised: {"__error__": array("ValueError")}
+
+
+class ForbiddenCallError(RuntimeError):
+    """Raised when an answer calls a function the exercise asks the learner to re-implement."""
+
+
+class AnswerTypeError(TypeError):
+    """Raised when an answer returns something that is not a plain tensor or number."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """One input to an exercise, as plain data.
+
+    Attributes:
+        label: What a learner needs to know to reproduce the case, e.g.
+            ``"input (4, 3) float64, target (4,), weight, reduction='sum'"``.
+        args: Plain data only: ``np.ndarray``, ``int``, ``float``, ``bool``, ``str``, ``None``
+            and tuples/lists/dicts of these. ``run`` turns them into tensors.
+        public: True for the small fixed cases a learner sees when validating.
+    """
+
+    label: str
+    args: Mapping[str, Any]
+    public: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Mistake:
+    """A known wrong implementation and the diagnosis shown when an answer behaves like it.
+
+    Attributes:
+        key: Stable identifier used by the tests' wrong-implementation corpus.
+        message: The diagnosis in plain words ("the mean is divided by N instead of ...").
+        impl: A wrong implementation with the exercise's signature.
+    """
+
+    key: str
+    message: str
+    impl: Callable[..., Any]
+
+
+@dataclasses.dataclass
+class Verdict:
+    """The result of judging one case."""
+
+    ok: bool
+    message: str = ""
+    mistake: str | None = None  # key of the diagnosed Mistake, if any
+
+
+class Exercise:
+    """Base class: subclass it once per exercise in a chapter module.
+
+    Subclasses set the class attributes and implement :meth:`public_cases`,
+    :meth:`hidden_cases`, :meth:`run` and :meth:`torch_reference`.
+    """
+
+    name: str = ""  # the name the learner defines, e.g. "cross_entropy" or "Adam"
+    grade_id: str = ""  # nbgrader grade_id of the exercise's autograded test cell
+    points: float = 0.0
+    # Dotted paths of what the answer must not call, e.g. "torch.nn.functional.cross_entropy".
+    forbidden: tuple[str, ...] = ()
+    rtol: float = 1e-7
+    atol: float = 1e-10
+    mistakes: tuple[Mistake, ...] = ()
+
+    # -- to implement -------------------------------------------------------------------------
+    def public_cases(self) -> list[Case]:
+        """Small, fixed, hand-checkable cases shown to the learner."""
+        raise NotImplementedError
+
+    def hidden_cases(self, rng: np.random.Generator) -> list[Case]:
+        """Randomized cases (shapes, options, extreme values) drawn from ``rng``."""
+        raise NotImplementedError
+
+    def run(self, impl: Callable[..., Any], case: Case) -> Outputs:
+        """Call ``impl`` on the case and return plain outputs (values and gradients)."""
+        raise NotImplementedError
+
+    def torch_reference(self) -> Callable[..., Any]:
+        """The reference implementation (PyTorch's, or the paper's formula in torch)."""
+        raise NotImplementedError
+
+    # -- provided -----------------------------------------------------------------------------
+    def reference(self, case: Case) -> Outputs:
+        """Expected outputs for ``case``, computed with the reference implementation."""
+        return capture(self, self.torch_reference(), case, forbid=False)
+
+    def compare(self, case: Case, got: Outputs, expected: Outputs) -> str | None:
+        """Return ``None`` when ``got`` matches ``expected``, else a short description."""
+        return compare_outputs(got, expected, rtol=self.rtol, atol=self.atol)
+
+    def diagnose(self, case: Case, got: Outputs) -> Mistake | None:
+        """The first known mistake whose outputs on ``case`` equal ``got``, if any."""
+        for mistake in self.mistakes:
+            try:
+                wrong = capture(self, mistake.impl, case, forbid=False)
+            except Exception:  # a mistake that cannot run on this case says nothing about it
+                continue
+            if ERROR_KEY in wrong and ERROR_KEY not in got:
+                continue
+            if compare_outputs(got, wrong, rtol=self.rtol, atol=self.atol) is None:
+                return mistake
+        return None
+
+    def judge(self, case: Case, got: Outputs, expected: Outputs | None = None) -> Verdict:
+        """Decide one case: compare with the reference, and diagnose a failure."""
+        if expected is None:
+            expected = self.reference(case)
+        problem = self.compare(case, got, expected)
+        if problem is None:
+            return Verdict(True)
+        where = f"{self.name} failed on {case.label}:\n  {problem}"
+        if ERROR_KEY in got and ERROR_KEY not in expected:
+            return Verdict(False, where)
+        mistake = self.diagnose(case, got)
+        if mistake is not None:
+            return Verdict(False, f"{where}\n  Likely mistake: {mistake.message}", mistake.key)
+        return Verdict(False, where)
+
+    def cases(self, *, hidden: bool, seed: int | None = None) -> list[Case]:
+        """Public cases, or hidden cases drawn from ``seed``."""
+        if not hidden:
+            return self.public_cases()
+        return self.hidden_cases(np.random.default_rng(seed))
+
+
+# ---------------------------------------------------------------------------------------------
+# Plain data: strict conversion of what learner code returns
+
+
+def to_plain(value: Any, what: str = "the result") -> np.ndarray:
+    """Turn a tensor or number returned by learner code into a NumPy array, strictly.
+
+    Only an exact ``torch.Tensor`` (not a subclass), or an exact ``int``/``float``/``bool``, is
+    accepted: a subclass can rig ``__eq__``, ``__sub__`` or ``__torch_function__``, so it is
+    refused rather than trusted. Tensors are detached, moved to the CPU and copied.
+
+    Raises:
+        AnswerTypeError: ``value`` is not a plain tensor or number.
+    """
+    kind = type(value)
+    if kind is torch.Tensor:
+        if value.is_sparse or value.is_quantized or value.is_complex():
+            raise AnswerTypeError(f"{what} must be a dense real tensor, got layout {value.layout}")
+        array = torch.Tensor.numpy(torch.Tensor.cpu(torch.Tensor.detach(value)), force=True)
+        return np.array(array, copy=True)
+    if kind in (float, int, bool):
+        return np.array(value)
+    raise AnswerTypeError(
+        f"{what} must be a torch.Tensor, got {kind.__module__}.{kind.__qualname__}"
+    )
+
+
+def error_outputs(exc: BaseException) -> Outputs:
+    """Outputs that record an exception by its class name and message."""
+    return {ERROR_KEY: np.array(type(exc).__name__), "__message__": np.array(str(exc)[:500])}
+
+
+def compare_outputs(got: Outputs, expected: Outputs, *, rtol: float, atol: float) -> str | None:
+    """Compare two output dictionaries; ``None`` when equal, else what differs first."""
+    if ERROR_KEY in expected:
+        want = str(expected[ERROR_KEY])
+        if ERROR_KEY not in got:
+            return f"expected a {want} to be raised, but the call returned normally"
+        if str(got[ERROR_KEY]) != want:
+            return f"expected a {want}, got {got[ERROR_KEY]}: {got.get('__message__', '')}"
+        return None
+    if ERROR_KEY in got:
+        return f"raised {got[ERROR_KEY]}: {got.get('__message__', '')}"
+    for key, want in expected.items():
+        if key not in got:
+            return f"no {key!r} was produced"
+        have = got[key]
+        if have.dtype != want.dtype:
+            return f"{key}: dtype {describe_dtype(have)}, expected {describe_dtype(want)}"
+        if have.shape != want.shape:
+            return f"{key}: shape {tuple(have.shape)}, expected {tuple(want.shape)}"
+        if want.dtype.kind in "biuUS":
+            if not np.array_equal(have, want):
+                return f"{key}: {summarize(have)}, expected {summarize(want)}"
+            continue
+        close = np.isclose(have, want, rtol=rtol, atol=atol, equal_nan=True)
+        if not close.all():
+            index = tuple(int(i) for i in np.argwhere(~close)[0])
+            at = f" at index {index}" if have.ndim else ""
+            return (
+                f"{key}{at}: got {have[index].item()!r}, expected {want[index].item()!r} "
+                f"(rtol={rtol:g}, atol={atol:g}; {int((~close).sum())} of {close.size} differ)"
+            )
+    return None
+
+
+def describe_dtype(array: np.ndarray) -> str:
+    """The torch name of an array's dtype, as a learner knows it."""
+    names = {"float64": "torch.float64", "float32": "torch.float32", "int64": "torch.int64",
+             "bool": "torch.bool", "float16": "torch.float16"}
+    return names.get(str(array.dtype), str(array.dtype))
+
+
+def summarize(array: np.ndarray, limit: int = 6) -> str:
+    """A short readable rendering of an array (first few values)."""
+    flat = np.ravel(array)
+    body = ", ".join(f"{v:.6g}" if isinstance(v, float | np.floating) else str(v)
+                     for v in flat[:limit])
+    more = ", ..." if flat.size > limit else ""
+    return f"[{body}{more}]" if array.ndim else body
+
+
+# ---------------------------------------------------------------------------------------------
+# Forbidden calls: tripwires around what the exercise re-implements
+
+
+def resolve(path: str) -> tuple[Any, str, Any]:
+    """Resolve a dotted path to (owner object, attribute name, current value)."""
+    parts = path.split(".")
+    for split in range(len(parts) - 1, 0, -1):
+        try:
+            owner: Any = importlib.import_module(".".join(parts[:split]))
+        except ImportError:
+            continue
+        for name in parts[split:-1]:
+            owner = getattr(owner, name)
+        return owner, parts[-1], getattr(owner, parts[-1])
+    raise ValueError(f"cannot resolve {path!r}")
+
+
+@contextlib.contextmanager
+def tripwires(paths: Sequence[str]) -> Iterator[list[str]]:
+    """Replace each forbidden callable by one that raises :class:`ForbiddenCallError`.
+
+    Yields the list of paths that were called (also raised), and restores everything on exit.
+    """
+    calls: list[str] = []
+    saved: list[tuple[Any, str, Any]] = []
+
+    def wire(path: str, original: Any) -> Any:
+        def tripped(*args: Any, **kwargs: Any) -> Any:
+            calls.append(path)
+            raise ForbiddenCallError(f"{path} is off-limits in this exercise: write it yourself")
+
+        tripped.__wrapped_forbidden__ = original  # type: ignore[attr-defined]
+        return tripped
+
+    try:
+        for path in paths:
+            try:
+                owner, attr, original = resolve(path)
+            except (ValueError, AttributeError):
+                continue
+            if isinstance(original, type):
+                continue  # classes are caught by subclass checks and by wiring what they call
+            try:
+                setattr(owner, attr, wire(path, original))
+            except (AttributeError, TypeError):
+                continue
+            saved.append((owner, attr, original))
+        yield calls
+    finally:
+        for owner, attr, original in reversed(saved):
+            setattr(owner, attr, original)
+
+
+def forbidden_base(impl: Any, paths: Sequence[str]) -> str | None:
+    """If ``impl`` is a class deriving from a forbidden class, the path of that class."""
+    if not isinstance(impl, type):
+        return None
+    for path in paths:
+        try:
+            _, _, target = resolve(path)
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(target, type) and target in impl.__mro__[1:]:
+            return path
+    return None
+
+
+def capture(ex: Exercise, impl: Any, case: Case, *, forbid: bool = True) -> Outputs:
+    """Run ``impl`` on ``case`` and return its outputs; an exception becomes error outputs.
+
+    With ``forbid``, the exercise's forbidden callables are wired to raise while ``impl`` runs,
+    and :class:`ForbiddenCallError` propagates (it is a verdict, not an answer).
+    """
+    if forbid:
+        base = forbidden_base(impl, ex.forbidden)
+        if base is not None:
+            raise ForbiddenCallError(f"{ex.name} subclasses {base}, which it must re-implement")
+        with tripwires(ex.forbidden) as calls:
+            try:
+                outputs = ex.run(impl, case)
+            except ForbiddenCallError:
+                raise
+            except Exception as exc:
+                outputs = error_outputs(exc)
+        if calls:
+            raise ForbiddenCallError(f"{calls[0]} is off-limits in this exercise")
+        return outputs
+    try:
+        return ex.run(impl, case)
+    except Exception as exc:
+        return error_outputs(exc)
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers for writing ``run``
+
+
+def tensor(value: Any, *, grad: bool = False) -> torch.Tensor:
+    """A fresh torch tensor from plain data (NumPy array or scalar), optionally a leaf with grad."""
+    result = torch.from_numpy(np.array(value, copy=True))
+    if grad:
+        result.requires_grad_(True)
+    return result
+
+
+def value_and_grads(
+    impl: Callable[..., Any],
+    args: Mapping[str, Any],
+    grad_wrt: Sequence[str],
+    upstream: np.ndarray | None = None,
+    kwargs: Mapping[str, Any] | None = None,
+) -> Outputs:
+    """Call ``impl(**tensors, **kwargs)``, back-propagate, and return value and gradients.
+
+    Args:
+        impl: The function under test.
+        args: Name -> plain array for tensor arguments (passed by keyword, in this order,
+            positionally: the exercise's own positional order must be used by the caller).
+        grad_wrt: Names in ``args`` whose gradient is checked.
+        upstream: The gradient flowing into the output (same shape); ones if None.
+        kwargs: Non-tensor keyword arguments (options), passed by keyword.
+
+    Returns:
+        ``{"out": value, "grad_<name>": gradient, ...}``; a gradient that does not flow comes back
+        as an array of zeros so that "no gradient" differs from a wrong one only where it matters.
+    """
+    tensors = {name: (tensor(v, grad=name in grad_wrt) if isinstance(v, np.ndarray) else v)
+               for name, v in args.items()}
+    out = impl(*tensors.values(), **(kwargs or {}))
+    result: Outputs = {"out": to_plain(out, "the returned value")}
+    leaves = [tensors[name] for name in grad_wrt]
+    if not leaves:
+        return result
+    if type(out) is not torch.Tensor or not out.requires_grad:
+        raise AnswerTypeError(
+            "the result is not connected to the inputs' autograd graph: use torch operations "
+            "on the input tensors (no .item(), .numpy() or .detach() along the way)"
+        )
+    seed_grad = torch.ones_like(out) if upstream is None else tensor(upstream).to(out.dtype)
+    grads = torch.autograd.grad(out, leaves, seed_grad, allow_unused=True)
+    for name, leaf, g in zip(grad_wrt, leaves, grads, strict=True):
+        result[f"grad_{name}"] = to_plain(g if g is not None else torch.zeros_like(leaf))
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# In the notebook: check() raises AssertionError with the feedback
+
+
+def grading_seed() -> int:
+    """The seed for hidden cases: ``$LOSSOPT_SEED`` if set, else a fresh random one."""
+    env = os.environ.get("LOSSOPT_SEED")
+    return int(env) if env else secrets.randbelow(2**31)
+
+
+def check_exercise(ex: Exercise, impl: Any, *, hidden: bool = False, seed: int | None = None) -> int:
+    """Check ``impl`` in this process; raise ``AssertionError`` with feedback on the first failure.
+
+    Returns:
+        The number of cases that passed (all of them, since a failure raises).
+    """
+    if impl is None or not callable(impl):
+        raise AssertionError(
+            f"{ex.name} is not defined as a function or class yet: run the cell that defines it"
+        )
+    if hidden and seed is None:
+        seed = grading_seed()
+    cases = ex.cases(hidden=hidden, seed=seed)
+    for case in cases:
+        expected = ex.reference(case)
+        try:
+            got = capture(ex, impl, case, forbid=True)
+        except ForbiddenCallError as exc:
+            raise AssertionError(f"{ex.name}: {exc}") from None
+        if str(got.get(ERROR_KEY, "")) == "NotImplementedError" and ERROR_KEY not in expected:
+            raise NotImplementedError(f"{ex.name} is not implemented yet") from None
+        verdict = ex.judge(case, got, expected)
+        if not verdict.ok:
+            suffix = f"\n  (hidden cases, seed {seed})" if hidden else ""
+            raise AssertionError(verdict.message + suffix) from None
+    return len(cases)
+
+
+def make_check(exercises: Mapping[str, Exercise]) -> Callable[..., int]:
+    """Build a chapter's ``check(name, impl, hidden=False)`` function for its test cells."""
+
+    def check(name: str, impl: Any, *, hidden: bool = False, seed: int | None = None) -> int:
+        if name not in exercises:
+            known = ", ".join(sorted(exercises))
+            raise AssertionError(f"no exercise called {name!r} in this chapter (known: {known})")
+        count = check_exercise(exercises[name], impl, hidden=hidden, seed=seed)
+        kind = "hidden" if hidden else "public"
+        print(f"{name}: all {count} {kind} checks passed.")
+        return count
+
+    return check
+

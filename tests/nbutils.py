@@ -1,0 +1,67 @@
+"""Shared test utilities: find chapters and notebooks, load a solution's answers, isolate Jupyter."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+SOLUTIONS = ROOT / "solutions"
+NOTEBOOKS = ROOT / "notebooks"
+
+
+def chapters() -> list[str]:
+    """Chapter folder names in reading order, e.g. ``["01_classification_losses", ...]``."""
+    return sorted(p.name for p in SOLUTIONS.iterdir() if p.is_dir() and p.name[:2].isdigit())
+
+
+def solution_notebooks() -> list[Path]:
+    """Every instructor source notebook."""
+    return sorted(SOLUTIONS.glob("[0-9][0-9]_*/*.ipynb"))
+
+
+def nbgrader_meta(cell: Any) -> dict[str, Any]:
+    """A cell's nbgrader metadata ({} when it has none)."""
+    return dict(cell.get("metadata", {}).get("nbgrader", {}))
+
+
+def solution_namespace(notebook: Path) -> dict[str, Any]:
+    """Execute a solution notebook's setup cell and its answer cells only; return the namespace.
+
+    Convention (CONTRIBUTING.md): the first code cell is the setup cell (imports, seeds) and every
+    answer cell (nbgrader ``solution: true``) depends only on it and on earlier answer cells, so
+    the tests can take the reference answers straight from the one source of truth.
+    """
+    nb = nbformat.read(notebook, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    namespace: dict[str, Any] = {"__name__": f"solution_{notebook.stem}"}
+    selected = code[:1] + [c for c in code[1:] if nbgrader_meta(c).get("solution")]
+    for cell in selected:
+        source = "\n".join(line for line in cell.source.splitlines()
+                           if not line.lstrip().startswith(("%", "!")))
+        exec(compile(source, f"<{notebook.name}:{nbgrader_meta(cell).get('grade_id', 'setup')}>",
+                     "exec"), namespace)
+    return namespace
+
+
+def isolated_jupyter_env(tmp: Path) -> dict[str, str]:
+    """Environment variables that keep Jupyter, IPython and matplotlib config inside ``tmp``."""
+    env = dict(os.environ)
+    home = tmp / "home"
+    for sub in ("", "jupyter_config", "jupyter_data", "jupyter_runtime", "ipython", "mpl"):
+        (home / sub).mkdir(parents=True, exist_ok=True)
+    env.update({
+        "HOME": str(home),
+        "JUPYTER_CONFIG_DIR": str(home / "jupyter_config"),
+        "JUPYTER_DATA_DIR": str(home / "jupyter_data"),
+        "JUPYTER_RUNTIME_DIR": str(home / "jupyter_runtime"),
+        "IPYTHONDIR": str(home / "ipython"),
+        "MPLCONFIGDIR": str(home / "mpl"),
+        "MPLBACKEND": "Agg",
+        "JUPYTER_PLATFORM_DIRS": "1",
+        "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+    })
+    return env
