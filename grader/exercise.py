@@ -25,6 +25,7 @@ import dataclasses
 import importlib
 import os
 import secrets
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -414,6 +415,17 @@ def check_exercise(ex: Exercise, impl: Any, *, hidden: bool = False, seed: int |
     if hidden and seed is None:
         seed = grading_seed()
     cases = ex.cases(hidden=hidden, seed=seed)
+    # PyTorch warns on some legitimate cases (kl_div's "mean", broadcasting); nbgrader scores any
+    # stderr output of a test cell as 0, so a check must stay silent except for its verdict.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _check_cases(ex, impl, cases, hidden=hidden, seed=seed)
+    return len(cases)
+
+
+def _check_cases(ex: Exercise, impl: Any, cases: list[Case], *, hidden: bool,
+                 seed: int | None) -> None:
+    """Judge every case in turn; raise on the first failure (see :func:`check_exercise`)."""
     for case in cases:
         expected = ex.reference(case)
         try:
@@ -426,7 +438,6 @@ def check_exercise(ex: Exercise, impl: Any, *, hidden: bool = False, seed: int |
         if not verdict.ok:
             suffix = f"\n  (hidden cases, seed {seed})" if hidden else ""
             raise AssertionError(verdict.message + suffix) from None
-    return len(cases)
 
 
 def make_check(exercises: Mapping[str, Exercise]) -> Callable[..., int]:

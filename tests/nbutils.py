@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -65,3 +66,29 @@ def isolated_jupyter_env(tmp: Path) -> dict[str, str]:
         "PYDEVD_DISABLE_FILE_VALIDATION": "1",
     })
     return env
+
+
+SOLUTION_BLOCK = re.compile(r"^[ \t]*### BEGIN SOLUTION[ \t]*\n(.*?)^[ \t]*### END SOLUTION[ \t]*\n?",
+                            re.DOTALL | re.MULTILINE)
+
+
+def released_notebook(source: Path) -> Path:
+    """The committed student version of a solution notebook."""
+    return NOTEBOOKS / source.parent.name / source.name
+
+
+def filled_submission(source: Path) -> nbformat.NotebookNode:
+    """The student version with every answer cell filled in from the solution (a perfect learner).
+
+    Answer cells are matched by grade_id; the solution markers are dropped as a learner would
+    never type them.
+    """
+    solution = nbformat.read(source, as_version=4)
+    answers = {nbgrader_meta(c)["grade_id"]: SOLUTION_BLOCK.sub(r"\1", c.source)
+               for c in solution.cells if nbgrader_meta(c).get("solution")}
+    student = nbformat.read(released_notebook(source), as_version=4)
+    for cell in student.cells:
+        grade_id = nbgrader_meta(cell).get("grade_id")
+        if nbgrader_meta(cell).get("solution") and grade_id in answers:
+            cell.source = answers[grade_id]
+    return student
