@@ -12,6 +12,8 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8888
 PYTEST_ARGS ?=
 STAMP  := $(VENV)/.installed
+# Jupyter refuses to run as root without --allow-root (containers, CI, Binder-like setups).
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 CHAPTERS := $(notdir $(wildcard solutions/[0-9][0-9]_*))
 
 # nbgrader shells out to alembic and jupyter: the venv's bin must come first on PATH.
@@ -34,7 +36,7 @@ $(STAMP): pyproject.toml constraints.txt
 lab: $(STAMP)
 	@echo "Opening the course at http://$(HOST):$(PORT)/lab (the token is in the URL printed below)"
 	$(BIN)/jupyter lab --no-browser --ServerApp.ip=$(HOST) --ServerApp.port=$(PORT) \
-		--ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/README.md
+		--ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/README.md $(ALLOW_ROOT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
