@@ -488,7 +488,9 @@ def plot_trajectories(
         (line,) = ax.plot(points[:, 0], points[:, 1], marker="o", markersize=2.5,
                           linewidth=1.5, label=name)
         color = line.get_color()
-        ax.plot(*points[0], marker="o", markersize=8, markerfacecolor="none",
+        # Explicit colours keep the colour cycle for the paths only, so a trajectory has the
+        # same colour here as in plot_loss_vs_step beside it.
+        ax.plot(*points[0], marker="o", markersize=8, markerfacecolor="none", color=color,
                 markeredgecolor=color, markeredgewidth=1.5, linestyle="none")
         ax.plot(*points[-1], marker="s", markersize=7, color=color, linestyle="none")
     handles, _ = ax.get_legend_handles_labels()
