@@ -1,0 +1,382 @@
+"""Chapter 3's checks: right answers pass, known wrong ones fail *and* are named, cheats are caught.
+
+- the reference answers, taken from the solution notebook, pass the public and hidden checks for
+  several seeds, and so do the grader's own bug-free models (so that matching a model with bugs
+  switched on is a meaningful diagnosis);
+- every wrong implementation in ``tests/corpus/ch03_sgd.py`` fails, public and hidden, with the
+  diagnosis of its ``Mistake.key``; every mistake in the grader's tables has a corpus entry and
+  is itself caught;
+- the hidden cases cover every option combination PyTorch accepts, depend on the seed only and
+  are plain data that cross the sandbox wire;
+- every forbidden path resolves and trips, and answers that reach PyTorch's SGD by any of its
+  names, by subclassing or by wrapping it are refused;
+- bad answers (missing, not a class, wrong error message, closure loss not returned) get clear
+  messages;
+- what the grader cannot do inside its sandbox is done here: the reference ``SGD``'s
+  ``state_dict`` loads into ``torch.optim.SGD`` and back, and both continue identically.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import copy
+import io
+import itertools
+import json
+
+import nbformat
+import numpy as np
+import pytest
+import torch
+
+from corpus.ch03_sgd import CORPUS
+from grader.ch03_sgd import (CHAPTER, EXERCISES, FORBIDDEN, SGDModel, check, flawed_sgd_step,
+                             valid_combinations)
+from grader.exercise import ForbiddenCallError, resolve, tripwires
+from grader.wire import decode, encode
+from nbutils import SOLUTIONS, nbgrader_meta, solution_namespace
+
+NOTEBOOK = SOLUTIONS / CHAPTER / f"{CHAPTER}.ipynb"
+SEEDS = (0, 1)  # each hidden check of SGD runs ~40 cases of 50 steps: two seeds keep this file fast
+
+
+def quiet_check(name, impl, **kwargs):
+    """``check`` without its "all N checks passed" line."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        return check(name, impl, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def answers():
+    return solution_namespace(NOTEBOOK)
+
+
+# ---------------------------------------------------------------------------------------------
+# The reference answers, the models, the notebook
+
+
+@pytest.mark.parametrize("name", list(EXERCISES))
+def test_reference_answers_pass_public_and_hidden_checks(answers, name):
+    assert quiet_check(name, answers[name]) >= 6
+    for seed in SEEDS:
+        assert quiet_check(name, answers[name], hidden=True, seed=seed) >= 25
+
+
+def test_bug_free_models_pass_every_check():
+    for name, model in (("sgd_step", flawed_sgd_step()), ("SGD", SGDModel)):
+        quiet_check(name, model)
+        quiet_check(name, model, hidden=True, seed=5)
+
+
+def test_notebook_cells_match_the_exercises():
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    graded = {nbgrader_meta(c)["grade_id"]: nbgrader_meta(c) for c in nb.cells
+              if nbgrader_meta(c).get("grade")}
+    answer_ids = [nbgrader_meta(c)["grade_id"] for c in nb.cells
+                  if nbgrader_meta(c).get("solution")]
+    assert answer_ids == list(EXERCISES)
+    for name, ex in EXERCISES.items():
+        assert ex.grade_id == f"test_{name}" and ex.grade_id in graded
+        assert graded[ex.grade_id]["points"] == ex.points, name
+        test_cell = next(c for c in nb.cells if nbgrader_meta(c).get("grade_id") == ex.grade_id)
+        assert f'check("{name}", {name})' in test_cell.source
+        assert f'check("{name}", {name}, hidden=True)' in test_cell.source
+        # The first statement calls the answer, so that a stub raises NotImplementedError only.
+        first = ast.parse(test_cell.source).body[0]
+        called = {n.func.id for n in ast.walk(first)
+                  if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+        assert name in called, ast.unparse(first)
+    assert (EXERCISES["sgd_step"].points, EXERCISES["SGD"].points) == (4, 6)
+
+
+# ---------------------------------------------------------------------------------------------
+# The cases
+
+
+def test_valid_combinations_are_exactly_those_torch_accepts():
+    names = ("momentum", "dampening", "weight_decay", "nesterov", "maximize")
+    accepted = []
+    for bits in itertools.product((False, True), repeat=5):
+        combo = dict(zip(names, bits, strict=True))
+        options = {"lr": 0.1, "momentum": 0.9 * combo["momentum"],
+                   "dampening": 0.5 * combo["dampening"],
+                   "weight_decay": 0.1 * combo["weight_decay"], "nesterov": combo["nesterov"],
+                   "maximize": combo["maximize"]}
+        try:
+            torch.optim.SGD([torch.zeros(1, requires_grad=True)], **options)
+        except ValueError:
+            continue
+        accepted.append(combo)
+    assert valid_combinations() == accepted and len(accepted) == 20
+
+
+def test_hidden_cases_cover_every_combination_and_feature():
+    for name, ex in EXERCISES.items():
+        cases = ex.cases(hidden=True, seed=3)
+        labels = " | ".join(c.label for c in cases)
+        assert sum(c.label.startswith("combination") for c in cases) == 20, name
+        assert "float32" in labels
+    labels = " | ".join(c.label for c in EXERCISES["SGD"].cases(hidden=True, seed=3))
+    for feature in ("parameter groups", "None", "closure", "under torch.no_grad", "lr changed",
+                    "zeroed in place", "positional", "saved at step", "torch.optim.SGD's "
+                    "state_dict", "must raise ValueError", "is valid"):
+        assert feature in labels, feature
+    for case in EXERCISES["SGD"].cases(hidden=True, seed=3):
+        if case.args["kind"] == "train":
+            assert case.args["steps"] >= 50 or case.args["load"] is not None, case.label
+
+
+def encoded(cases):
+    return [json.dumps(encode(dict(c.args)), sort_keys=True) for c in cases]
+
+
+def test_hidden_cases_depend_on_the_seed_only():
+    for ex in EXERCISES.values():
+        first, again = ex.cases(hidden=True, seed=11), ex.cases(hidden=True, seed=11)
+        assert encoded(first) == encoded(again)
+        assert encoded(first) != encoded(ex.cases(hidden=True, seed=12))
+
+
+def test_cases_are_plain_data_that_cross_the_sandbox_wire():
+    for ex in EXERCISES.values():
+        cases = ex.cases(hidden=False) + ex.cases(hidden=True, seed=0)
+        for case, text in zip(cases, encoded(cases), strict=True):
+            back = decode(json.loads(text))
+            assert json.dumps(encode(back), sort_keys=True) == text, case.label
+
+
+def test_the_objective_changes_the_gradient_at_every_step():
+    # A constant gradient would let a buffer that lags a step behind pass unnoticed.
+    ex = EXERCISES["sgd_step"]
+    case = ex.cases(hidden=False)[0]
+    seen = []
+
+    def spy(params, grads, momentum_buffers, **options):
+        seen.append(grads[0].clone())
+        with torch.no_grad():
+            params[0].add_(grads[0], alpha=-options["lr"])
+
+    ex.run(spy, case)
+    assert len(seen) == 50
+    assert all(not torch.allclose(a, b) for a, b in zip(seen, seen[1:]))
+
+
+# ---------------------------------------------------------------------------------------------
+# Wrong answers
+
+
+def mistake_message(exercise: str, key: str) -> str:
+    messages = {m.message for m in EXERCISES[exercise].mistakes if m.key == key}
+    assert len(messages) == 1, f"{exercise}: no single mistake with key {key!r}"
+    return messages.pop()
+
+
+@pytest.mark.parametrize(("exercise", "key", "impl"), CORPUS,
+                         ids=[f"{e}-{k}-{f.__name__}" for e, k, f in CORPUS])
+def test_wrong_answers_fail_with_their_diagnosis(exercise, key, impl):
+    message = mistake_message(exercise, key)
+    for hidden, seed in [(False, None)] + [(True, s) for s in SEEDS]:
+        with pytest.raises(AssertionError) as info:
+            quiet_check(exercise, impl, hidden=hidden, seed=seed)
+        where = "public" if not hidden else f"hidden, seed {seed}"
+        assert message in str(info.value), f"{where}: diagnosed as\n{info.value}"
+
+
+def test_every_mistake_in_the_table_has_a_corpus_entry():
+    corpus = {(exercise, key) for exercise, key, _ in CORPUS}
+    table = {(name, m.key) for name, ex in EXERCISES.items() for m in ex.mistakes}
+    assert table == corpus
+    keys = [(name, m.key) for name, ex in EXERCISES.items() for m in ex.mistakes]
+    assert len(keys) == len(set(keys)), "a key appears twice in a table"
+
+
+@pytest.mark.parametrize("name", list(EXERCISES))
+def test_every_mistake_model_is_caught_and_names_itself(name):
+    for mistake in EXERCISES[name].mistakes:
+        for hidden, seed in ((False, None), (True, 7)):
+            with pytest.raises(AssertionError) as info:
+                quiet_check(name, mistake.impl, hidden=hidden, seed=seed)
+            assert mistake.message in str(info.value), f"{mistake.key}:\n{info.value}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Forbidden calls
+
+
+@pytest.mark.parametrize("path", FORBIDDEN)
+def test_every_forbidden_path_resolves_and_trips(path):
+    owner, attr, target = resolve(path)
+    if isinstance(target, type):
+        assert issubclass(target, torch.optim.Optimizer), path  # caught as a base class
+        return
+    with tripwires([path]) as calls:
+        with pytest.raises(ForbiddenCallError):
+            getattr(owner, attr)([], [], [])
+    assert calls == [path]
+    assert getattr(owner, attr) is target, f"{path} was not restored"
+
+
+def functional_cheat(sgd):
+    def sgd_step(params, grads, momentum_buffers, *, lr, momentum, dampening, weight_decay,
+                 nesterov, maximize):
+        with torch.no_grad():
+            sgd(params, grads, momentum_buffers, lr=lr, momentum=momentum, dampening=dampening,
+                weight_decay=weight_decay, nesterov=nesterov, maximize=maximize)
+    return sgd_step
+
+
+def wrapping_cheat(params, grads, momentum_buffers, *, lr, momentum, dampening, weight_decay,
+                   nesterov, maximize):
+    for p, g in zip(params, grads):
+        p.grad = g
+    optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum, dampening=dampening,
+                                weight_decay=weight_decay, nesterov=nesterov, maximize=maximize)
+    optimizer.step()
+
+
+class SubclassCheat(torch.optim.SGD):
+    pass
+
+
+class WrapperCheat(torch.optim.Optimizer):
+    def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False,
+                 *, maximize=False):
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      weight_decay=weight_decay, nesterov=nesterov,
+                                      maximize=maximize))
+        self.inner = torch.optim.SGD(self.param_groups)
+
+    def step(self, closure=None):
+        return self.inner.step(closure)
+
+
+import torch.optim.sgd as _sgd_module  # noqa: E402
+
+CHEATS = [
+    ("sgd_step", functional_cheat(lambda *a, **k: _sgd_module.sgd(*a, **k))),
+    ("sgd_step", functional_cheat(lambda *a, **k: torch.optim._functional.sgd(*a, **k))),
+    ("sgd_step", functional_cheat(lambda p, g, b, **k: _sgd_module._single_tensor_sgd(
+        p, g, b, None, None, has_sparse_grad=False, **k))),
+    ("sgd_step", wrapping_cheat),
+    ("SGD", SubclassCheat),
+    ("SGD", WrapperCheat),
+]
+
+
+@pytest.mark.parametrize(("name", "cheat"), CHEATS, ids=[f"{n}-{i}" for i, (n, _) in
+                                                          enumerate(CHEATS)])
+def test_answers_that_use_torch_sgd_are_refused(name, cheat):
+    with pytest.raises(AssertionError, match="off-limits|subclasses"):
+        quiet_check(name, cheat)
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad answers get clear messages
+
+
+def test_missing_answer_or_unknown_exercise():
+    with pytest.raises(AssertionError, match="not defined as a function"):
+        check("SGD", None)
+    with pytest.raises(AssertionError, match="no exercise called 'Adam'"):
+        check("Adam", SGDModel)
+
+
+def test_unimplemented_stub_raises_not_implemented():
+    def sgd_step(params, grads, momentum_buffers, *, lr, momentum, dampening, weight_decay,
+                 nesterov, maximize):
+        raise NotImplementedError()
+
+    class SGD(torch.optim.Optimizer):
+        def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0,
+                     nesterov=False, *, maximize=False):
+            raise NotImplementedError()
+
+    with pytest.raises(NotImplementedError):
+        check("sgd_step", sgd_step)
+    with pytest.raises(NotImplementedError):
+        check("SGD", SGD)
+
+
+def test_a_function_instead_of_an_optimizer_class(answers):
+    with pytest.raises(AssertionError, match="subclasses torch.optim.Optimizer"):
+        quiet_check("SGD", answers["sgd_step"])
+
+
+def test_a_different_error_message_is_reported():
+    class Worded(SGDModel):
+        def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0,
+                     nesterov=False, *, maximize=False):
+            if nesterov and (momentum <= 0 or dampening != 0):
+                raise ValueError("nesterov needs momentum")
+            super().__init__(params, lr, momentum, dampening, weight_decay, nesterov,
+                             maximize=maximize)
+
+    with pytest.raises(AssertionError) as info:
+        quiet_check("SGD", Worded)
+    assert "'nesterov needs momentum'" in str(info.value)
+    assert "Nesterov momentum requires a momentum and zero dampening" in str(info.value)
+
+
+def test_a_closure_loss_returned_as_a_float_is_reported():
+    class ItemLoss(SGDModel):
+        def step(self, closure=None):
+            loss = super().step(closure)
+            return None if loss is None else loss.item()
+
+    with pytest.raises(AssertionError, match="must return the loss that closure"):
+        quiet_check("SGD", ItemLoss)
+
+
+def test_no_state_for_a_parameter_that_is_merely_looked_up_is_not_a_mistake():
+    # self.state[p] creates an empty dict on lookup; PyTorch treats it as no state at all.
+    class LooksUp(SGDModel):
+        def step(self, closure=None):
+            for group in self.param_groups:
+                for p in group["params"]:
+                    _ = self.state[p]
+            return super().step(closure)
+
+    quiet_check("SGD", LooksUp)
+
+
+# ---------------------------------------------------------------------------------------------
+# What the sandboxed grader cannot do: run torch.optim.SGD next to the answer
+
+
+def run_steps(optimizer, w, num_steps, start):
+    for t in range(start, start + num_steps):
+        optimizer.zero_grad()
+        ((w - 1.0) ** 2 + torch.sin(w + 0.3 * t)).sum().backward()
+        optimizer.step()
+
+
+@pytest.mark.parametrize("direction", ["answer to torch", "torch to answer"])
+def test_state_dicts_cross_over_both_ways(answers, direction):
+    options = dict(lr=0.05, momentum=0.9, weight_decay=0.01, nesterov=True)
+    first, second = ((answers["SGD"], torch.optim.SGD) if direction == "answer to torch"
+                     else (torch.optim.SGD, answers["SGD"]))
+    w = torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64, requires_grad=True)
+    optimizer = first([w], **options)
+    run_steps(optimizer, w, 20, 0)
+    saved = copy.deepcopy(optimizer.state_dict())
+    w_saved = w.detach().clone()
+
+    run_steps(optimizer, w, 20, 20)
+    expected = w.detach().clone()
+
+    with torch.no_grad():
+        w.copy_(w_saved)
+    resumed = second([w])  # the defaults only: load_state_dict brings the options back
+    resumed.load_state_dict(saved)
+    assert resumed.param_groups[0]["momentum"] == 0.9
+    run_steps(resumed, w, 20, 20)
+    np.testing.assert_allclose(w.detach().numpy(), expected.numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_reference_answer_keeps_the_dtype(answers):
+    w = torch.ones(3, dtype=torch.float32)
+    buffers = [None]
+    answers["sgd_step"]([w], [torch.full((3,), 0.5)], buffers, lr=0.1, momentum=0.9,
+                        dampening=0.0, weight_decay=0.1, nesterov=True, maximize=False)
+    assert w.dtype == torch.float32 and buffers[0].dtype == torch.float32
