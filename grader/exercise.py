@@ -408,6 +408,7 @@ def check_exercise(ex: Exercise, impl: Any, *, hidden: bool = False, seed: int |
     Returns:
         The number of cases that passed (all of them, since a failure raises).
     """
+    __tracebackhide__ = True
     if impl is None or not callable(impl):
         raise AssertionError(
             f"{ex.name} is not defined as a function or class yet: run the cell that defines it"
@@ -426,6 +427,7 @@ def check_exercise(ex: Exercise, impl: Any, *, hidden: bool = False, seed: int |
 def _check_cases(ex: Exercise, impl: Any, cases: list[Case], *, hidden: bool,
                  seed: int | None) -> None:
     """Judge every case in turn; raise on the first failure (see :func:`check_exercise`)."""
+    __tracebackhide__ = True
     for case in cases:
         expected = ex.reference(case)
         try:
@@ -443,14 +445,16 @@ def _check_cases(ex: Exercise, impl: Any, cases: list[Case], *, hidden: bool,
 def make_check(exercises: Mapping[str, Exercise]) -> Callable[..., int]:
     """Build a chapter's ``check(name, impl, hidden=False)`` function for its test cells."""
 
-    def check(name: str, impl: Any, *, hidden: bool = False, seed: int | None = None) -> int:
+    def check(name: str, impl: Any, *, hidden: bool = False, seed: int | None = None) -> None:
+        # Returns None on purpose: a number left as a test cell's value would be read by
+        # nbgrader as partial credit (and rejected when it exceeds the cell's points).
+        __tracebackhide__ = True  # IPython and pytest hide the grader's frames from learners
         if name not in exercises:
             known = ", ".join(sorted(exercises))
             raise AssertionError(f"no exercise called {name!r} in this chapter (known: {known})")
         count = check_exercise(exercises[name], impl, hidden=hidden, seed=seed)
         kind = "hidden" if hidden else "public"
         print(f"{name}: all {count} {kind} checks passed.")
-        return count
 
     return check
 
