@@ -1,0 +1,149 @@
+"""Command line of the grading core: ``python -m grader autograde|validate``.
+
+``autograde`` grades submitted notebooks (no exchange, no gradebook); ``validate`` gives a learner
+the verdict of the public checks on their own notebook. Results go to stdout (one JSON document
+with ``--json``, a readable report otherwise); progress and logs go to stderr.
+
+Exit status: 0 when every notebook got a verdict (0 points and ``invalid`` included) -- for
+``validate``, 0 only when every autograded exercise passed its public checks, 1 otherwise;
+1 when the grader itself failed on a notebook (the report says which); 2 for usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+from grader.chapters import ROOT, Course
+from grader.sandbox import Limits, sandbox_mode
+
+log = logging.getLogger("grader")
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser (``python -m grader --help``)."""
+    top = argparse.ArgumentParser(
+        prog="python -m grader",
+        description="Grade Losses & Optimizers notebooks in a sandbox, outside the learner's "
+                    "kernel.")
+    sub = top.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--json", action="store_true",
+                       help="print one JSON document (a list, one object per notebook)")
+        p.add_argument("--timeout", type=positive, default=Limits.timeout, metavar="SECONDS",
+                       help="time limit per exercise check and per cell (default: %(default)s)")
+        p.add_argument("--assignment", metavar="NAME",
+                       help="the chapter, e.g. 01_classification_losses (default: from the "
+                            "file name)")
+        p.add_argument("--course", type=Path, default=None, metavar="DIR",
+                       help="the course directory (default: this repository, else the first "
+                            "folder above the notebook that holds notebooks/ or solutions/)")
+        p.add_argument("--memory", type=positive, default=Limits.memory / 2**30, metavar="GIB",
+                       help="memory limit of the process running a submission "
+                            "(default: %(default)s GiB)")
+
+    auto = sub.add_parser("autograde", help="grade submitted notebooks (public and hidden checks)")
+    common(auto)
+    auto.add_argument("--seed", type=int, metavar="N",
+                      help="seed of the hidden cases (default: a fresh one, shown in the results)")
+    auto.add_argument("--jobs", type=int, default=0, metavar="N",
+                      help="notebooks graded at once (default: the number of cores)")
+    auto.add_argument("notebooks", nargs="+", metavar="NOTEBOOK")
+
+    val = sub.add_parser("validate", help="the verdict of the public checks on your notebook")
+    common(val)
+    val.add_argument("notebooks", nargs=1, metavar="NOTEBOOK")
+    return top
+
+
+def course_root(notebooks: list[str]) -> Path:
+    """This repository when it holds chapters, else the first folder above a notebook that does."""
+    if Course(ROOT).names():
+        return ROOT
+    for start in (Path(n).resolve().parent for n in notebooks):
+        for folder in (start, *start.parents):
+            if (folder / "notebooks").is_dir() or (folder / "solutions").is_dir():
+                return folder
+    return ROOT
+
+
+def positive(text: str) -> float:
+    """An argparse type: a positive number."""
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    args = parser().parse_args(argv)
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="grader: %(message)s")
+    course = Course(args.course or course_root(args.notebooks))
+    if args.assignment and args.assignment not in course.names():
+        print(f"python -m grader: error: unknown assignment {args.assignment!r} "
+              f"(chapters: {', '.join(course.names()) or 'none'})", file=sys.stderr)
+        return 2
+    # Imported here: torch loads with it, and a usage error should not wait for torch.
+    from grader.autograde import GRADER_ERROR, available_cores, grade_batch
+
+    validate = args.command == "validate"
+    limits = Limits(timeout=args.timeout, memory=int(args.memory * 2**30))
+    mode = sandbox_mode()
+    if mode != "bwrap":
+        log.warning("bubblewrap is not available: grading in the fallback sandbox "
+                    "(see grader/README.md for what it does not protect)")
+    jobs = 1 if validate else (args.jobs or available_cores())
+    log.info("grading %d notebook(s), %d at a time", len(args.notebooks),
+             min(jobs, len(args.notebooks)))
+
+    def progress(done: int, total: int, res: dict[str, Any]) -> None:
+        log.info("[%d/%d] %s: %s, %g/%g", done, total, res["notebook"], res["status"],
+                 res["score"], res["max_score"])
+
+    results = grade_batch(args.notebooks, course=course, seed=getattr(args, "seed", None),
+                          hidden=not validate, limits=limits, jobs=jobs,
+                          assignment=args.assignment, mode=mode, progress=progress)
+    failures = [r for r in results if r.pop(GRADER_ERROR, None)]
+    for r in failures:
+        log.error("the grader failed on %s: its result is incomplete", r["notebook"])
+    if args.json:
+        json.dump(results, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write("\n\n".join(report(r, validate) for r in results) + "\n")
+    if failures:
+        return 1
+    if validate:
+        ok = all(r["status"] == "graded" and all(c["status"] in ("passed", "manual")
+                                                 for c in r["cells"]) for r in results)
+        return 0 if ok else 1
+    return 0
+
+
+def report(res: dict[str, Any], validate: bool = False) -> str:
+    """A readable report of one notebook's result."""
+    head = f"{res['notebook']} [{res['assignment'] or 'unknown chapter'}]"
+    if res["status"] == "invalid":
+        return f"{head}: INVALID: {res['message']}"
+    what = "public checks" if validate else f"seed {res['seed']}"
+    lines = [f"{head}: {res['score']:g} / {res['max_score']:g} points ({what})"]
+    width = max((len(c["grade_id"]) for c in res["cells"]), default=10)
+    for cell in res["cells"]:
+        lines.append(f"  {cell['grade_id']:<{width}}  {cell['score']:g}/{cell['max_score']:g}  "
+                     f"{cell['status'].upper()}")
+        if cell["status"] != "passed":
+            lines.append(textwrap.indent(cell["message"], "      "))
+    if res["message"]:
+        lines.append(f"  Notes: {res['message']}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,163 @@
+"""The grading core on the course's real chapters: a perfect submission gets every point, an
+untouched one none, calling PyTorch's own function is forbidden, and the chapter's corpus of wrong
+answers comes back failed *and* diagnosed, through the sandbox and the wire.
+
+Chapters whose notebooks are not released yet are graded against their source notebook.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from grader.autograde import grade_batch
+from grader.chapters import Course
+from grader.sandbox import Limits
+from nbutils import NOTEBOOKS, SOLUTIONS
+from submissions import Chapter, own_cell_after_setup, write
+from submissions.threats import describe
+
+pytestmark = pytest.mark.slow
+
+SEED = 99
+COURSE = Course()
+ROUNDS = 2  # corpus entries per exercise, taken from the start and the end of its list
+
+
+def chapters() -> list[str]:
+    names = []
+    for name in COURSE.names():
+        try:
+            COURSE.chapter(name).exercises
+        except Exception:  # a check module still being written
+            continue
+        if (SOLUTIONS / name / f"{name}.ipynb").exists():
+            names.append(name)
+    return names
+
+
+CHAPTERS = chapters()
+
+
+def builder(name: str) -> Chapter:
+    return Chapter(SOLUTIONS / name / f"{name}.ipynb", NOTEBOOKS / name / f"{name}.ipynb")
+
+
+def forbidden_answer(name: str, ex: Any) -> tuple[str, str]:
+    """An answer that hands the work to the library (subclass its class, or call its function),
+    and the forbidden path it uses."""
+    for path in ex.forbidden:
+        owner, attr = path.rsplit(".", 1)
+        obj = getattr(importlib.import_module(owner), attr, None) if "._" not in path else None
+        if isinstance(obj, type) and isinstance(ex.torch_reference(), type):
+            return f"import {owner}\nclass {name}({path}):\n    pass", path
+        if callable(obj) and not isinstance(obj, type) and not path.startswith("torch.Tensor"):
+            return (f"import {owner}\ndef {name}(*args, **kwargs):\n"
+                    f"    return {path}(*args, **kwargs)"), path
+    raise AssertionError(f"{name}: no forbidden function to call")
+
+
+def corpus_rounds(name: str) -> list[tuple[str, dict[str, tuple[str, str]]]]:
+    """(corpus module source, {exercise: (entry function name, mistake key)}) per round."""
+    try:
+        module = importlib.import_module(f"corpus.ch{name}")
+    except ImportError:
+        return []
+    by_exercise: dict[str, list[tuple[str, Any]]] = defaultdict(list)
+    for exercise, key, fn in module.CORPUS:
+        try:
+            inspect.getsource(fn)  # entries built at run time cannot be re-typed in a cell
+        except (OSError, TypeError):
+            continue
+        if getattr(module, fn.__name__, None) is fn:
+            by_exercise[exercise].append((key, fn))
+    text = Path(module.__file__).read_text()
+    rounds = []
+    for k in range(ROUNDS):
+        picks = {ex: (entries[-1] if k else entries[0]) for ex, entries in by_exercise.items()
+                 if entries and (k == 0 or len(entries) > 1)}
+        if picks:
+            rounds.append((text, {ex: (fn.__name__, key) for ex, (key, fn) in picks.items()}))
+    return rounds
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory: pytest.TempPathFactory):
+    sys.path.insert(0, str(Path(__file__).parent))
+    root = tmp_path_factory.mktemp("chapters")
+    jobs: list[tuple[str, str, Path, Any]] = []
+    for name in CHAPTERS:
+        ch = builder(name)
+        exercises = COURSE.chapter(name).exercises
+        jobs.append((name, "filled", write(ch.filled(), root / name / "filled" / f"{name}.ipynb"),
+                     None))
+        jobs.append((name, "untouched", write(ch.untouched(),
+                                              root / name / "untouched" / f"{name}.ipynb"), None))
+        cheats = {ex_name: forbidden_answer(ex_name, ex) for ex_name, ex in exercises.items()}
+        forbidden = ch.filled(**{ex_name: src for ex_name, (src, _) in cheats.items()})
+        jobs.append((name, "forbidden", write(forbidden, root / name / "forbidden" /
+                                              f"{name}.ipynb"), cheats))
+        for k, (text, picks) in enumerate(corpus_rounds(name)):
+            nb = own_cell_after_setup(ch.filled(**{ex: f"{ex} = {fn}" for ex, (fn, _) in
+                                                   picks.items()}), text)
+            jobs.append((name, f"corpus{k}", write(nb, root / name / f"corpus{k}" /
+                                                    f"{name}.ipynb"), picks))
+    results = grade_batch([str(p) for _, _, p, _ in jobs], course=COURSE, seed=SEED,
+                          limits=Limits(timeout=120), jobs=2)
+    return {(name, kind): (res, extra) for (name, kind, _, extra), res
+            in zip(jobs, results, strict=True)}
+
+
+def autograded(res: dict[str, Any]) -> list[dict[str, Any]]:
+    return [c for c in res["cells"] if c["status"] != "manual"]
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_a_perfect_submission_gets_every_point(graded, name):
+    res, _ = graded[(name, "filled")]
+    assert res["status"] == "graded", describe(res)
+    assert autograded(res) and all(c["status"] == "passed" for c in autograded(res)), \
+        describe(res)
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_an_untouched_submission_gets_none_and_says_why(graded, name):
+    res, _ = graded[(name, "untouched")]
+    assert res["score"] == 0, describe(res)
+    for cell in autograded(res):
+        assert cell["status"] == "missing" and "NotImplementedError" in cell["message"], \
+            describe(res)
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_handing_the_work_to_pytorch_is_forbidden(graded, name):
+    res, cheats = graded[(name, "forbidden")]
+    cell_of = {g.grade_id: g.exercise for g in COURSE.chapter(name).graded if g.exercise}
+    for cell in autograded(res):
+        assert cell["status"] == "forbidden" and cell["score"] == 0, describe(res)
+        assert cheats[cell_of[cell["grade_id"]]][1] in cell["message"], describe(res)
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_corpus_entries_are_caught_and_diagnosed_through_the_core(graded, name):
+    rounds = [(res, picks) for (n, kind), (res, picks) in graded.items()
+              if n == name and kind.startswith("corpus")]
+    if not rounds:
+        pytest.skip(f"{name} has no corpus of plain functions")
+    exercises = COURSE.chapter(name).exercises
+    cell_of = {g.exercise: g.grade_id for g in COURSE.chapter(name).graded if g.exercise}
+    for res, picks in rounds:
+        cells = {c["grade_id"]: c for c in res["cells"]}
+        for exercise, (fn, key) in picks.items():
+            cell = cells[cell_of[exercise]]
+            assert cell["status"] in ("failed", "error") and cell["score"] == 0, \
+                f"{exercise}/{key} ({fn}):\n{describe(res)}"
+            mistake = next(m for m in exercises[exercise].mistakes if m.key == key)
+            assert mistake.message in cell["message"], \
+                f"{exercise}/{key} ({fn}) not diagnosed:\n{cell['message']}"
