@@ -1,0 +1,1144 @@
+"""Checks for Chapter 4, adaptive optimizers: ``Adagrad``, ``RMSprop``, ``Adam`` and ``AdamW``.
+
+The learner writes each optimizer as a subclass of ``torch.optim.Optimizer`` with PyTorch 2.13's
+name, arguments, defaults and validation errors (class and message), and its state under
+PyTorch's keys, so that a ``state_dict`` loads into ``torch.optim``'s class and back. A check runs
+the answer and PyTorch on the same deterministic objective, whose gradient changes at every step
+(a quadratic plus a sine that moves with the step number, scaled by a factor that shrinks over
+the first steps so that the squared-gradient average rises and then falls), and compares in
+float64 (``rtol=1e-9, atol=1e-12``; float32 cases ``rtol=2e-4, atol=1e-6``):
+
+- parameter trajectories over 50-60 steps for every on/off combination of the options, each in
+  one of three regimes: ordinary gradients, tiny gradients (~1e-6) and a large ``eps``, where
+  ``eps`` inside or outside the square root (or before the bias correction) shows;
+- several parameter groups with their own options, gradients that are ``None`` at some steps,
+  gradients zeroed in place, closures (also with ``step`` called under ``torch.no_grad()``), a
+  learning rate changed mid-run, float32, positional arguments, the defaults;
+- the state (keys, dtypes, values) and ``param_groups``, at the end and in a ``state_dict`` saved
+  mid-run and loaded into a fresh optimizer of the answer's class (equal to PyTorch's, it loads
+  into ``torch.optim``'s class: the tests check that directly, since PyTorch's optimizer cannot
+  step inside the sandbox while its functions are wired to raise); and PyTorch's own
+  ``state_dict`` loaded into the answer;
+- each invalid argument's ``ValueError``.
+
+:class:`OptimizerExercise` and :func:`train` know nothing about adaptive methods: with Chapter 3's
+helpers they could serve any ``torch.optim`` re-implementation. The mistakes tables are made of
+*models*, one re-implementation per optimizer with named bugs switched on, so that a failing
+answer is matched with the mistake it behaves like.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import itertools
+import math
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import numpy as np
+import torch
+
+from grader.ch03_sgd import (build_params, coefficients, judge, param_spec, plain_state_dict,
+                             tensor_state_dict)
+from grader.exercise import (ERROR_KEY, AnswerTypeError, Case, Exercise, Mistake, Outputs,
+                             Verdict, capture, compare_outputs, make_check, to_plain)
+
+CHAPTER = "04_adaptive_optimizers"
+
+F64 = {"rtol": 1e-9, "atol": 1e-12}  # float64: only rounding differs between correct answers
+F32 = {"rtol": 2e-4, "atol": 1e-6}  # float32: rounding accumulates over the steps
+STEPS = 50
+
+
+# ---------------------------------------------------------------------------------------------
+# The objective: deterministic in the case's plain data, with gradients that change every step
+
+
+def objective_term(p: torch.Tensor, c: dict[str, Any], t: int) -> torch.Tensor:
+    """``s_t * sum(a (p - c)^2 / 2 + b sin(k p + w t))``, ``s_t = scale (1 + 3 exp(-t / tau))``.
+
+    The sine moves the gradient even where ``p`` stands still; the shrinking ``s_t`` makes the
+    squared-gradient average fall after its early peak, which is what AMSGrad's maximum sees.
+    """
+    s = c["scale"] * (1.0 + 3.0 * math.exp(-t / c["tau"]))
+    bowl = 0.5 * c["a"] * (p - c["c"]) ** 2
+    return s * (bowl + c["b"] * torch.sin(c["k"] * p + c["w"] * t)).sum()
+
+
+def draw_objective(rng: np.random.Generator, shape: tuple[int, ...],
+                   scale: float) -> dict[str, Any]:
+    """Coefficients of one parameter's term (plain data)."""
+    return {"a": rng.uniform(0.5, 2.0, shape), "c": rng.normal(0.0, 1.0, shape),
+            "b": rng.uniform(0.2, 1.0, shape), "k": rng.uniform(0.5, 2.0, shape),
+            "w": float(rng.uniform(0.5, 1.5)), "tau": float(rng.uniform(4.0, 12.0)),
+            "scale": float(scale)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Plain outputs of a state_dict
+
+
+def group_value(group: dict[str, Any], name: str) -> np.ndarray:
+    """A hyperparameter of a param group as a comparable array (floats, bools, betas as a pair)."""
+    if name not in group:
+        return np.array(f"<no {name!r} in the group>")
+    value = group[name]
+    if isinstance(value, bool):
+        return np.array(value)
+    if isinstance(value, list | tuple) and all(isinstance(v, int | float) for v in value):
+        return np.array([float(v) for v in value])
+    if isinstance(value, torch.Tensor | int | float):
+        return np.array(float(value))
+    return np.array(repr(value))
+
+
+def state_outputs(sd: dict[str, Any], hyper: Iterable[str], prefix: str = "") -> Outputs:
+    """The state and the hyperparameters of a plain ``state_dict`` (from ``plain_state_dict``)."""
+    out: Outputs = {}
+    state = sd["state"]
+    with_state = ",".join(str(i) for i in sorted(state, key=str))
+    out[f"{prefix}parameters with state"] = np.array(with_state)
+    for idx in sorted(state, key=str):
+        entry = state[idx]
+        out[f"{prefix}state[{idx}] keys"] = np.array(",".join(sorted(map(str, entry))))
+        for key in sorted(entry, key=str):
+            value = entry[key]
+            out[f"{prefix}state[{idx}][{key!r}]"] = np.array("None") if value is None else value
+    for i, group in enumerate(sd["param_groups"]):
+        for name in hyper:
+            out[f"{prefix}param_groups[{i}][{name!r}]"] = group_value(group, name)
+    return out
+
+
+def trajectory_key(j: int) -> str:
+    """The output name of parameter ``j``'s values, stacked over the steps."""
+    return f"parameter {j} after each step [step, *index]"
+
+
+# ---------------------------------------------------------------------------------------------
+# The run: build the parameters, step the optimizer, return trajectories, state and groups
+
+
+def train(impl: Any, a: dict[str, Any], ex: OptimizerExercise) -> tuple[Outputs, dict[str, Any]]:
+    """Run optimizer class ``impl`` on the case ``a``; return outputs and the final plain state."""
+    if not (isinstance(impl, type) and issubclass(impl, torch.optim.Optimizer)):
+        raise AnswerTypeError(f"{ex.name} must be a class that subclasses torch.optim.Optimizer")
+    groups = build_params(a["groups"], a["dtype"])
+    flat = [p for g in groups for p in g]
+    coeffs = coefficients(a["objective"], a["dtype"])
+    optimizer = impl(param_spec(a, groups, options=True), *a["args"], **a["kwargs"])
+    if a["load"] is not None:
+        optimizer.load_state_dict(tensor_state_dict(a["load"]))
+    out: Outputs = {}
+    trajectory = [[p.detach().clone()] for p in flat]
+    losses, grads_after = [], "left untouched"
+    for i in range(a["steps"]):
+        t = a["start"] + i
+        if a["resume_at"] == i:
+            saved = plain_state_dict(optimizer.state_dict())
+            out.update(state_outputs(saved, ex.hyper, prefix="state_dict() saved mid-run: "))
+            # Built with the defaults only, like a restarted script: load_state_dict brings back
+            # every group's options along with the state.
+            optimizer = impl(param_spec(a, groups, options=False))
+            optimizer.load_state_dict(tensor_state_dict(saved))
+        if a["set_lr"] is not None and a["set_lr"][0] == i:
+            optimizer.param_groups[a["set_lr"][1]]["lr"] = a["set_lr"][2]
+        active = a["active"][i]
+        given: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+        def closure() -> torch.Tensor:
+            if not torch.is_grad_enabled():
+                raise AnswerTypeError("step(closure) called closure() with gradients disabled: "
+                                      "call it inside `with torch.enable_grad():`")
+            for p in flat:
+                if a["set_to_none"]:
+                    p.grad = None
+                elif p.grad is not None:
+                    p.grad.zero_()  # in place, as zero_grad(set_to_none=False) does
+            loss = sum(objective_term(p, c, t)
+                       for p, c, on in zip(flat, coeffs, active, strict=True) if on)
+            loss.backward()
+            given[:] = [(p, p.grad.clone()) for p in flat if p.grad is not None]
+            return loss.detach()
+
+        if a["closure"]:
+            with torch.no_grad() if a["closure"] == "under no_grad" else contextlib.nullcontext():
+                returned = optimizer.step(closure)
+            if type(returned) is not torch.Tensor:
+                raise AnswerTypeError("step(closure) must return the loss that closure() "
+                                      f"returned, got {type(returned).__name__}")
+            losses.append(to_plain(returned, "the loss returned by step(closure)"))
+        else:
+            closure()
+            optimizer.step()
+        if grads_after == "left untouched":
+            grads_after = grad_status(given)
+        for j, p in enumerate(flat):
+            trajectory[j].append(p.detach().clone())
+    for j, values in enumerate(trajectory):
+        out[trajectory_key(j)] = to_plain(torch.stack(values))
+    if a["closure"]:
+        out["losses returned by step(closure)"] = np.stack(losses)
+    out["p.grad after step()"] = np.array(grads_after)
+    final = plain_state_dict(optimizer.state_dict())
+    out.update(state_outputs(final, ex.hyper))
+    return out, final
+
+
+def same_text_dtypes(got: Outputs, expected: Outputs) -> tuple[Outputs, Outputs]:
+    """Text outputs of different lengths compared by value, not by NumPy's ``<U`` width."""
+    got = dict(got)
+    expected = dict(expected)
+    for key in got.keys() & expected.keys():
+        if got[key].dtype.kind == "U" and expected[key].dtype.kind == "U":
+            width = max(got[key].dtype.itemsize, expected[key].dtype.itemsize) // 4
+            got[key] = got[key].astype(f"<U{width}")
+            expected[key] = expected[key].astype(f"<U{width}")
+    return got, expected
+
+
+def grad_status(given: list[tuple[torch.Tensor, torch.Tensor]]) -> str:
+    """What step() did to the gradients it was given: PyTorch leaves them untouched."""
+    for p, g in given:
+        if p.grad is None:
+            return "set to None"
+        if not torch.equal(p.grad, g):
+            return "changed in place"
+    return "left untouched"
+
+
+def construct(impl: Any, a: dict[str, Any], ex: OptimizerExercise) -> Outputs:
+    """Only build the optimizer (defaults, positional arguments, validation errors)."""
+    groups = build_params(a["groups"], a["dtype"])
+    optimizer = impl(param_spec(a, groups, options=True), *a["args"], **a["kwargs"])
+    return state_outputs(plain_state_dict(optimizer.state_dict()), ex.hyper)
+
+
+# ---------------------------------------------------------------------------------------------
+# The exercise base: cases, tolerances, hints, diagnosis
+
+HINTS = (
+    ("['step']", "keep state['step'] a 0-dim float32 tensor, torch.tensor(0.0), as PyTorch 2.13 "
+                 "does, and use step = state['step'].item() in the math"),
+    ("] keys", "each parameter's state holds exactly PyTorch's keys (listed in the exercise)"),
+    ("parameters with state", "state is created at a parameter's first step with a gradient "
+                              "(Adagrad: in __init__, for every parameter), and only then"),
+    ("param_groups[", "pass every option to Optimizer.__init__ in the defaults dict under its "
+                      "PyTorch name and read it from the group in step()"),
+    ("p.grad after step()", "step() must leave p.grad as it is: no grad.add_(p, ...) or "
+                            "grad.neg_() on it, no p.grad = None or zero_grad()"),
+    ("losses returned", "step(closure) calls closure() under torch.enable_grad() and returns "
+                        "its loss"),
+)
+
+
+def fmt(options: dict[str, Any]) -> str:
+    """Options as they would be written in a call, rounded: ``lr=0.01234, betas=(0.9, 0.999)``."""
+    def show(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        if isinstance(v, tuple):
+            return "(" + ", ".join(show(x) for x in v) + ")"
+        return repr(v)
+    return ", ".join(f"{k}={show(v)}" for k, v in options.items())
+
+
+def random_shapes(rng: np.random.Generator, n: int) -> list[tuple[int, ...]]:
+    """``n`` small shapes among 0-dim, vectors and matrices."""
+    pool = [(), (int(rng.integers(1, 5)),), (int(rng.integers(1, 4)), int(rng.integers(1, 4)))]
+    return [pool[int(rng.integers(0, 3))] for _ in range(n)]
+
+
+def log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
+    """A random value spread evenly on a log scale between ``low`` and ``high``."""
+    return float(math.exp(rng.uniform(math.log(low), math.log(high))))
+
+
+# With tiny gradients or a large eps, eps is no longer negligible next to sqrt(v): eps inside or
+# outside the square root, or added before the bias correction, then changes the trajectory.
+REGIMES = ("ordinary gradients", "tiny gradients (~1e-6)", "large eps")
+
+
+def regime(rng: np.random.Generator, i: int) -> tuple[str, float, dict[str, float]]:
+    """The ``i``-th case's regime: its name, the gradient scale and the options it sets."""
+    name = REGIMES[i % len(REGIMES)]
+    if name == REGIMES[0]:
+        return name, float(rng.choice([1.0, 30.0])), {}
+    if name == REGIMES[1]:
+        return name, 1e-6, {}
+    return name, 1.0, {"eps": log_uniform(rng, 1e-2, 1.0)}
+
+
+class OptimizerExercise(Exercise):
+    """An exercise whose answer is a ``torch.optim.Optimizer`` subclass, checked by its runs."""
+
+    torch_class: type[torch.optim.Optimizer]
+    hyper: tuple[str, ...] = ()  # the constructor's options, in order, as param_groups keys
+    keyword_only: tuple[str, ...] = ("maximize", "decoupled_weight_decay")
+    default_lr = 1e-3
+
+    def torch_reference(self) -> Callable[..., Any]:
+        return self.torch_class
+
+    def run(self, impl: Any, case: Case) -> Outputs:
+        a = dict(case.args)
+        if a["kind"] == "construct":
+            return construct(impl, a, self)
+        return train(impl, a, self)[0]
+
+    # -- case building -----------------------------------------------------------------------
+    def case(self, label: str, rng: np.random.Generator, *, kwargs: dict[str, Any] | None = None,
+             shapes: list[tuple[int, ...]] | None = None,
+             groups: list[tuple[list[tuple[int, ...]], dict[str, Any]]] | None = None,
+             args: tuple = (), kind: str = "train", steps: int = STEPS, scale: float = 1.0,
+             closure: Any = False, none_grads: bool = False, set_to_none: bool = True,
+             resume_at: int | None = None, set_lr: tuple[int, int, float] | None = None,
+             dtype: str = "float64", public: bool = False) -> Case:
+        """One case as plain data; ``groups`` is a list of (shapes, options) for several groups."""
+        kwargs = dict(kwargs or {})
+        groups = groups if groups is not None else [(shapes or [(3,)], {})]
+        specs = [{"params": [rng.normal(0.0, 1.0, s) for s in sh], "options": dict(opts)}
+                 for sh, opts in groups]
+        objective = [draw_objective(rng, np.shape(p), scale) for g in specs for p in g["params"]]
+        n = len(objective)
+        active = np.ones((steps, n), dtype=bool)
+        if none_grads:  # the last parameter never has a gradient, the others now and then
+            active[:, :-1] = rng.random((steps, n - 1)) < 0.7
+            active[:, -1] = False
+            active[np.arange(steps), rng.integers(0, max(n - 1, 1), steps)] = True
+        a = {"kind": kind, "groups": specs, "kwargs": kwargs, "args": tuple(args),
+             "objective": objective, "steps": steps, "start": 0, "active": active,
+             "closure": closure, "set_to_none": set_to_none, "resume_at": resume_at,
+             "set_lr": set_lr, "dtype": dtype,
+             "flat": len(specs) == 1 and not specs[0]["options"], "load": None}
+        shown = ", ".join(str(np.shape(p)) for g in specs for p in g["params"])
+        call = ", ".join(["params", *map(repr, args)] + ([fmt(kwargs)] if kwargs else []))
+        text = f"{label}: {self.name}({call}); params {shown} {dtype}" + \
+               (f", {steps} steps" if kind == "train" else "")
+        return Case(text, a, public=public)
+
+    def resumed_from_torch(self, case: Case, at: int) -> Case:
+        """The same run from step ``at`` on, started from PyTorch's own params and state_dict."""
+        a = dict(case.args)
+        head = dict(a, steps=at, resume_at=None, set_lr=None, closure=False,
+                    active=a["active"][:at])
+        out, sd = train(self.torch_class, head, self)
+        values = iter([out[trajectory_key(j)][-1] for j in range(len(a["objective"]))])
+        groups = [dict(g, params=[next(values) for _ in g["params"]]) for g in a["groups"]]
+        tail = dict(a, groups=groups, start=at, steps=a["steps"] - at, active=a["active"][at:],
+                    resume_at=None, set_lr=None, load=sd)
+        label = case.label.split(": ", 1)[1]
+        return Case(f"torch.optim.{self.name}'s state_dict at step {at} loaded into your "
+                    f"{self.name}, then {tail['steps']} more steps: {label}", tail,
+                    public=case.public)
+
+    def grid_case(self, i: int, rng: np.random.Generator, options: dict[str, Any]) -> Case:
+        """One case of the options grid, in the ``i``-th regime."""
+        name, scale, extra = regime(rng, i)
+        return self.case(name, rng, kwargs={**options, **extra}, scale=scale,
+                         shapes=random_shapes(rng, int(rng.integers(1, 3))))
+
+    def structure_cases(self, rng: np.random.Generator, options: dict[str, Any],
+                        group_options: list[dict[str, Any]], public: bool = False) -> list[Case]:
+        """Groups, None grads, closures, a changed lr, state_dict round trips, float32, defaults."""
+        shapes = [(3,), (2, 2)] if public else random_shapes(rng, 2)
+
+        def few(k: int) -> list[tuple[int, ...]]:
+            return [(2,)] * k if public else random_shapes(rng, k)
+
+        groups = [(few(1), g) for g in group_options] + [(few(1), {})]
+        defaults = inspect.signature(self.torch_class.__init__).parameters
+        positional = tuple(options.get(k, defaults[k].default) for k in self.positional(options))
+        at = 25 if public else int(rng.integers(10, 40))
+        lr = options.get("lr", self.default_lr)
+        resume = self.case(f"groups, None gradients; state_dict() saved at step {at}, loaded into "
+                           f"a fresh {self.name}(params) and resumed", rng, kwargs=options,
+                           groups=groups, none_grads=True, resume_at=at, public=public)
+        cases = [
+            self.case("the defaults", rng, shapes=shapes, steps=60, public=public),
+            self.case("positional arguments", rng, shapes=shapes, args=positional, public=public),
+            self.case("parameter groups with their own options", rng, kwargs=options,
+                      groups=groups, public=public),
+            self.case("some gradients None at some steps, the last parameter never has one", rng,
+                      kwargs=options, shapes=few(3), none_grads=True, public=public),
+            self.case("None gradients, gradients zeroed in place", rng, kwargs=options,
+                      shapes=few(3), none_grads=True, set_to_none=False, public=public),
+            self.case("stepped with a closure", rng, kwargs=options, shapes=shapes, closure=True,
+                      public=public),
+            self.case("closure, step() called under torch.no_grad()", rng, kwargs=options,
+                      closure="under no_grad", public=public),
+            self.case("group 0's lr halved at step 25, as a scheduler does", rng, kwargs=options,
+                      groups=groups[:2], set_lr=(25, 0, 0.5 * lr), public=public),
+            self.case("float32", rng, kwargs=options, shapes=shapes, dtype="float32", steps=30,
+                      public=public),
+            resume,
+            self.resumed_from_torch(resume, at),
+        ]
+        return cases
+
+    def positional(self, options: dict[str, Any]) -> list[str]:
+        """The constructor's positional parameters after ``params``, up to the last one set."""
+        order = [k for k in self.hyper if k not in self.keyword_only]
+        last = max(order.index(k) for k in options if k in order)
+        return order[: last + 1]
+
+    def validation_cases(self, rng: np.random.Generator, bad: list[dict[str, Any]],
+                         good: list[dict[str, Any]]) -> list[Case]:
+        """Each invalid argument (PyTorch raises ValueError) and boundary values it accepts."""
+        return [self.case("must raise ValueError", rng, kwargs=k, kind="construct") for k in bad] \
+            + [self.case("is valid", rng, kwargs=k, kind="construct") for k in good]
+
+    # -- judging -------------------------------------------------------------------------------
+    @staticmethod
+    def tolerance(case: Case) -> dict[str, float]:
+        """float64 or float32 tolerances, by the case's dtype."""
+        return F32 if case.args.get("dtype") == "float32" else F64
+
+    def compare(self, case: Case, got: Outputs, expected: Outputs) -> str | None:
+        tol = self.tolerance(case)
+        got, expected = same_text_dtypes(got, expected)
+        problem = compare_outputs(got, expected, **tol)
+        if ERROR_KEY in expected and problem is None:
+            want, have = str(expected["__message__"]), str(got.get("__message__", ""))
+            if want == have:
+                return None
+            return f"the ValueError's message is {have!r}, expected {want!r}"
+        if problem is None or ERROR_KEY in got or ERROR_KEY in expected:
+            return problem
+        first = next(k for k in expected
+                     if compare_outputs(got, {k: expected[k]}, **tol) is not None)
+        hints = [hint for pattern, hint in HINTS if pattern in first]
+        return problem + (f"\n  Hint: {hints[0]}" if hints else "")
+
+    def diagnose(self, case: Case, got: Outputs) -> Mistake | None:
+        """The first mistake that behaves like ``got``; an error must match in class and message.
+
+        A model may carry ``diagnosis_rtol``: a mistake that only changes rounding (float32 bias
+        corrections) is matched with that looser relative tolerance.
+        """
+        tol = self.tolerance(case)
+        for mistake in self.mistakes:
+            try:
+                wrong = capture(self, mistake.impl, case, forbid=False)
+            except Exception:
+                continue
+            got, wrong = same_text_dtypes(got, wrong)
+            if (ERROR_KEY in wrong) != (ERROR_KEY in got):
+                continue
+            if ERROR_KEY in got:
+                if (str(wrong[ERROR_KEY]), str(wrong["__message__"])) == \
+                        (str(got[ERROR_KEY]), str(got["__message__"])):
+                    return mistake
+                continue
+            rtol = max(tol["rtol"], getattr(mistake.impl, "diagnosis_rtol", None) or 0.0)
+            if compare_outputs(got, wrong, rtol=rtol, atol=tol["atol"]) is None:
+                return mistake
+        return None
+
+    def judge(self, case: Case, got: Outputs, expected: Outputs | None = None) -> Verdict:
+        return judge(self, case, got, expected)
+
+
+# ---------------------------------------------------------------------------------------------
+# Models of right and wrong answers: one re-implementation per optimizer, bugs switched on by name
+
+
+class _Model(torch.optim.Optimizer):
+    """Shared step loop of the models; ``bugs`` names the mistakes this model makes."""
+
+    bugs: frozenset[str] = frozenset()
+    diagnosis_rtol: float | None = None  # a looser match for mistakes that change rounding only
+    eager_state = False  # Adagrad creates its state in __init__
+
+    def _setup(self, params: Any, defaults: dict[str, Any]) -> None:
+        torch.optim.Optimizer.__init__(self, params, defaults)
+        if self.eager_state != ("lazy_state" in self.bugs) or "state_created_eagerly" in self.bugs:
+            for group in self.param_groups:
+                for p in group["params"]:
+                    self._init_state(p, group)
+
+    @classmethod
+    def with_bugs(cls, *bugs: str, rtol: float | None = None) -> type:
+        """A subclass of this model that makes the named mistakes."""
+        return type(f"{cls.__name__}_{'_'.join(bugs)}", (cls,),
+                    {"bugs": frozenset(bugs), "diagnosis_rtol": rtol})
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        if "step_not_no_grad" in self.bugs:
+            return self._step(closure)
+        with torch.no_grad():
+            return self._step(closure)
+
+    def _step(self, closure: Callable[[], Any] | None) -> Any:
+        loss = None
+        if closure is not None:
+            if "closure_without_enable_grad" in self.bugs:
+                loss = closure()
+            else:
+                with torch.enable_grad():
+                    loss = closure()
+        for group in self.param_groups:
+            hp = group
+            if "uses_defaults_not_group" in self.bugs:
+                hp = self.defaults
+            elif "defaults_numbers" in self.bugs:  # flags from the group, numbers cached
+                numbers = {k: v for k, v in self.defaults.items() if not isinstance(v, bool)}
+                hp = {**group, **numbers}
+            elif "lr_cached" in self.bugs:
+                hp = dict(group, lr=self.defaults["lr"])
+            for p in group["params"]:
+                if p.grad is None and "none_grad_as_zero" not in self.bugs:
+                    continue
+                grad = p.grad if p.grad is not None else torch.zeros_like(p)
+                if hp["maximize"] and "maximize_ignored" not in self.bugs:
+                    grad = -grad
+                if len(self.state[p]) == 0:
+                    self._init_state(p, hp)
+                used = self._update(p, grad, self.state[p], hp)
+                if "grad_modified_in_place" in self.bugs and p.grad is not None:
+                    p.grad.copy_(used)
+                if "zero_grad_in_step" in self.bugs:
+                    p.grad = None
+        return None if "closure_loss_dropped" in self.bugs else loss
+
+    def _init_state(self, p: torch.Tensor, hp: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def _update(self, p: torch.Tensor, grad: torch.Tensor, state: dict[str, Any],
+                hp: dict[str, Any]) -> torch.Tensor:
+        raise NotImplementedError
+
+
+def _l2_or_decoupled(bugs: frozenset[str], p: torch.Tensor, grad: torch.Tensor, lr: float,
+                     wd: float) -> torch.Tensor:
+    """L2 through the gradient, as Adagrad and RMSprop do (or, wrongly, decoupled)."""
+    if wd == 0:
+        return grad
+    if "decoupled_instead_of_l2" in bugs:
+        p.mul_(1 - lr * wd)
+        return grad
+    return grad.add(p, alpha=wd)
+
+
+def _adagrad_update(opt: _Model, p: torch.Tensor, grad: torch.Tensor, state: dict[str, Any],
+                    hp: dict[str, Any]) -> torch.Tensor:
+    """One parameter's Adagrad update, in place; returns the gradient it used."""
+    bugs, lr, decay = opt.bugs, hp["lr"], hp["lr_decay"]
+    before = state["step"].item()
+    state["step"] += 1
+    t = state["step"].item()
+    raw = grad
+    grad = _l2_or_decoupled(bugs, p, grad, lr, hp["weight_decay"])
+    if "lr_decay_off_by_one" in bugs:
+        clr = lr / (1 + t * decay)
+    elif "step_incremented_late" in bugs:
+        clr = lr / (1 + (before - 1) * decay)
+    else:
+        clr = lr / (1 + (t - 1) * decay)
+    summed = raw if "weight_decay_not_in_sum" in bugs else grad
+    state["sum"].addcmul_(summed, summed, value=1)
+    if "eps_inside_sqrt" in bugs:
+        std = (state["sum"] + hp["eps"]).sqrt()
+    else:
+        std = state["sum"].sqrt().add_(hp["eps"])
+    p.addcdiv_(grad, std, value=-clr)
+    return grad
+
+
+def _rmsprop_update(opt: _Model, p: torch.Tensor, grad: torch.Tensor, state: dict[str, Any],
+                    hp: dict[str, Any]) -> torch.Tensor:
+    """One parameter's RMSprop update, in place; returns the gradient it used."""
+    bugs, lr, eps, momentum = opt.bugs, hp["lr"], hp["eps"], hp["momentum"]
+    alpha = 1 - hp["alpha"] if "alpha_swapped" in bugs else hp["alpha"]
+    state["step"] += 1
+    grad = _l2_or_decoupled(bugs, p, grad, lr, hp["weight_decay"])
+    square_avg = state["square_avg"]
+    square_avg.mul_(alpha).addcmul_(grad, grad, value=1 - alpha)
+    var = square_avg
+    if hp["centered"] and "centered_ignored" not in bugs:
+        grad_avg = state["grad_avg"]
+        grad_avg.mul_(alpha).add_(grad, alpha=1 - alpha)
+        var = square_avg - (grad_avg if "centered_missing_square" in bugs else grad_avg * grad_avg)
+    if "bias_corrected" in bugs:
+        var = var / (1 - hp["alpha"] ** state["step"].item())
+    avg = (var + eps).sqrt() if "eps_inside_sqrt" in bugs else var.sqrt() + eps
+    if momentum > 0:
+        buf = state["momentum_buffer"]
+        if "lr_in_momentum_buffer" in bugs:
+            buf.mul_(momentum).add_(lr * grad / avg)
+            p.sub_(buf)
+        elif "momentum_dampened" in bugs:
+            buf.mul_(momentum).add_((1 - momentum) * grad / avg)
+            p.add_(buf, alpha=-lr)
+        else:
+            buf.mul_(momentum).addcdiv_(grad, avg)
+            p.add_(buf, alpha=-lr)
+    else:
+        p.addcdiv_(grad, avg, value=-lr)
+    return grad
+
+
+def _adam_update(opt: _Model, p: torch.Tensor, grad: torch.Tensor, state: dict[str, Any],
+                 hp: dict[str, Any]) -> torch.Tensor:
+    """One parameter's Adam update (AdamW's with decoupled decay), in place; returns the gradient
+    it used."""
+    bugs, lr, eps, wd = opt.bugs, hp["lr"], hp["eps"], hp["weight_decay"]
+    beta1, beta2 = hp["betas"][::-1] if "betas_swapped" in bugs else hp["betas"]
+    before = state["step"].item()
+    state["step"] += 1
+    late = "step_incremented_late" in bugs or "late_zerodiv" in bugs
+    t = before if late else state["step"].item()
+    decoupled = hp.get("decoupled_weight_decay", False)
+    if "l2_instead_of_decoupled" in bugs:
+        decoupled = False
+    if "decoupled_instead_of_l2" in bugs:
+        decoupled = True
+    if wd != 0 and (not decoupled or "decay_twice" in bugs):
+        grad = grad.add(p, alpha=wd)
+    if wd != 0 and decoupled and "decay_twice_after" in bugs:  # L2 term from the decayed p
+        p.mul_(1 - lr * wd)
+        grad = grad.add(p, alpha=wd)
+    elif wd != 0 and decoupled:
+        if "decay_without_lr" in bugs:
+            p.mul_(1 - wd)
+        elif "decay_wrong_sign" in bugs:
+            p.mul_(1 + lr * wd)
+        elif "decay_proximal" in bugs:
+            p.div_(1 + lr * wd)
+        elif "decay_after_update" not in bugs:
+            p.mul_(1 - lr * wd)
+    exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+    exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
+    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    if "step_tensor_float32" in bugs:  # 1 - beta ** state["step"]: a float32 tensor
+        bc1, bc2 = 1 - beta1 ** state["step"], 1 - beta2 ** state["step"]
+    elif "no_bias_correction" in bugs:
+        bc1 = bc2 = 1.0
+    else:
+        bc1 = 1 - beta1 ** t
+        bc2 = 1.0 if "bias_correction_first_moment_only" in bugs else 1 - beta2 ** t
+    second = exp_avg_sq
+    if hp["amsgrad"] and "amsgrad_ignored" not in bugs:
+        if "amsgrad_max_of_corrected" in bugs:
+            torch.maximum(state["max_exp_avg_sq"], exp_avg_sq / bc2, out=state["max_exp_avg_sq"])
+            second, bc2 = state["max_exp_avg_sq"], 1.0
+        else:
+            torch.maximum(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
+            second = state["max_exp_avg_sq"]
+    if "eps_inside_sqrt" in bugs:
+        denom = (second / bc2 + eps).sqrt()
+    elif "eps_before_bias_correction" in bugs:
+        denom = (second.sqrt() + eps) / math.sqrt(bc2)
+    elif "bias_correction2_not_sqrt" in bugs:
+        denom = second.sqrt() / bc2 + eps
+    elif isinstance(bc2, torch.Tensor):
+        denom = second.sqrt() / bc2.sqrt() + eps
+    else:
+        denom = second.sqrt() / math.sqrt(bc2) + eps
+    if isinstance(bc1, torch.Tensor):
+        p.sub_(exp_avg / denom * (lr / bc1))
+    elif "late_zerodiv" in bugs:
+        p.addcdiv_(exp_avg, denom, value=-lr / bc1)  # bc1 == 0.0: ZeroDivisionError
+    else:
+        p.addcdiv_(exp_avg / bc1, denom, value=-lr)  # bc1 == 0 (late step): nan, as tensors give
+    if wd != 0 and decoupled and "decay_after_update" in bugs:
+        p.mul_(1 - lr * wd)
+    return grad
+
+
+class AdagradModel(_Model):
+    """torch.optim.Adagrad re-implemented (the bugs come with :meth:`_Model.with_bugs`)."""
+
+    eager_state = True
+
+    def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0,
+                 eps=1e-10, *, maximize=False):
+        for name, value in (("learning rate", lr), ("lr_decay value", lr_decay),
+                            ("weight_decay value", weight_decay),
+                            ("initial_accumulator_value value", initial_accumulator_value),
+                            ("epsilon value", eps)):
+            if not 0.0 <= value:
+                raise ValueError(f"Invalid {name}: {value}")
+        self._setup(params, {"lr": lr, "lr_decay": lr_decay, "eps": eps,
+                             "weight_decay": weight_decay, "maximize": maximize,
+                             "initial_accumulator_value": initial_accumulator_value})
+
+    def _init_state(self, p, hp):
+        start = 0.0 if "initial_accumulator_ignored" in self.bugs else \
+            self.defaults["initial_accumulator_value"]
+        self.state[p].update(step=torch.tensor(0.0), sum=torch.full_like(p, start))
+
+    def _update(self, p, grad, state, hp):
+        return _adagrad_update(self, p, grad, state, hp)
+
+
+class RMSpropModel(_Model):
+    """torch.optim.RMSprop re-implemented."""
+
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0,
+                 centered=False, *, maximize=False):
+        for name, value in (("learning rate", lr), ("epsilon value", eps),
+                            ("momentum value", momentum), ("weight_decay value", weight_decay),
+                            ("alpha value", alpha)):
+            if not 0.0 <= value:
+                raise ValueError(f"Invalid {name}: {value}")
+        self._setup(params, {"lr": lr, "momentum": momentum, "alpha": alpha, "eps": eps,
+                             "centered": centered, "weight_decay": weight_decay,
+                             "maximize": maximize})
+
+    def _init_state(self, p, hp):
+        extra = "extra_state_keys" in self.bugs
+        state = self.state[p]
+        state.update(step=torch.tensor(0.0), square_avg=torch.zeros_like(p))
+        if hp["momentum"] > 0 or extra:
+            state["momentum_buffer"] = torch.zeros_like(p)
+        if (hp["centered"] and "centered_ignored" not in self.bugs) or extra:
+            state["grad_avg"] = torch.zeros_like(p)
+
+    def _update(self, p, grad, state, hp):
+        return _rmsprop_update(self, p, grad, state, hp)
+
+
+class AdamModel(_Model):
+    """torch.optim.Adam re-implemented, AMSGrad and decoupled weight decay included."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
+                 amsgrad=False, *, maximize=False, decoupled_weight_decay=False):
+        for name, value, ok in (("learning rate", lr, 0.0 <= lr),
+                                ("epsilon value", eps, 0.0 <= eps),
+                                ("beta parameter at index 0", betas[0], 0.0 <= betas[0] < 1.0),
+                                ("beta parameter at index 1", betas[1], 0.0 <= betas[1] < 1.0),
+                                ("weight_decay value", weight_decay, 0.0 <= weight_decay)):
+            if not ok:
+                raise ValueError(f"Invalid {name}: {value}")
+        self._setup(params, {"lr": lr, "betas": tuple(betas), "eps": eps,
+                             "weight_decay": weight_decay, "amsgrad": amsgrad,
+                             "maximize": maximize,
+                             "decoupled_weight_decay": decoupled_weight_decay})
+
+    def _init_state(self, p, hp):
+        state = self.state[p]
+        state.update(step=torch.tensor(0.0), exp_avg=torch.zeros_like(p),
+                     exp_avg_sq=torch.zeros_like(p))
+        if hp["amsgrad"] and "amsgrad_ignored" not in self.bugs:
+            state["max_exp_avg_sq"] = torch.zeros_like(p)
+
+    def _update(self, p, grad, state, hp):
+        return _adam_update(self, p, grad, state, hp)
+
+
+class AdamWModel(AdamModel):
+    """torch.optim.AdamW re-implemented: the Adam model with decoupled weight decay."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
+                 amsgrad=False, *, maximize=False):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize,
+                         decoupled_weight_decay=True)
+
+
+class AdamWModelNoDefaultDecay(AdamWModel):
+    """AdamW whose weight_decay defaults to Adam's 0 instead of 1e-2."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
+                 amsgrad=False, *, maximize=False):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize)
+
+
+# ---------------------------------------------------------------------------------------------
+# The mistakes tables
+
+M = "grader.ch04_adaptive_optimizers"
+
+GENERIC = {
+    "maximize_ignored": "maximize=True is ignored: with maximize the gradient's sign is flipped, "
+                        "g = -p.grad, before anything else uses it",
+    "none_grad_as_zero": "a parameter whose .grad is None is updated as if its gradient were zero "
+                         "(its state and step counter move): PyTorch skips it entirely",
+    "state_created_eagerly": "the state is created in __init__ for every parameter; PyTorch "
+                             "creates it at a parameter's first step with a gradient",
+    "grad_modified_in_place": "step() changes p.grad in place (grad.add_(p, alpha=weight_decay) or "
+                              "grad.neg_() on p.grad): compute a new tensor, leave .grad alone",
+    "uses_defaults_not_group": "the hyperparameters are read from self.defaults (or saved in "
+                               "__init__), not from each param group: several groups, a "
+                               "scheduler changing group['lr'] and load_state_dict all go "
+                               "through param_groups",
+    "step_not_no_grad": "step() updates the parameters in place while autograd records: decorate "
+                        "step with @torch.no_grad()",
+    "closure_without_enable_grad": "closure() is called with gradients disabled (inside "
+                                   "@torch.no_grad()): call it inside `with torch.enable_grad():`",
+    "lr_cached": "the learning rate saved in __init__ (self.lr) is used instead of group['lr'], "
+                 "so per-group learning rates, schedulers and load_state_dict have no effect on it",
+    "zero_grad_in_step": "step() clears the gradients (p.grad = None or zero_grad()); that is the "
+                         "training loop's job, before the next backward",
+    "closure_loss_dropped": "step(closure) must return the loss that closure() returned",
+    "decoupled_instead_of_l2": "weight_decay shrinks the weights directly (p *= 1 - lr * "
+                               "weight_decay, decoupled, AdamW-style); here it is an L2 penalty "
+                               "added to the gradient: g = g + weight_decay * p",
+}
+
+
+def table(model: type, entries: list[tuple]) -> tuple[Mistake, ...]:
+    """Mistakes from (key, bugs, message[, rtol]) rows; a message of None takes GENERIC[key]."""
+    out = []
+    for key, bugs, message, *rtol in entries:
+        bugs = (bugs,) if isinstance(bugs, str) else bugs
+        impl = model if not bugs else model.with_bugs(*bugs, rtol=rtol[0] if rtol else None)
+        out.append(Mistake(key, message or GENERIC[key], impl))
+    return tuple(out)
+
+
+def generic(*keys: str) -> list[tuple]:
+    """Table rows for the mistakes every optimizer can make, each its own model bug."""
+    return [(key, key, None) for key in keys]
+
+
+LATE = ("the step counter is incremented after it is used, so the first bias correction is "
+        "1 - beta^0 = 0: increment state['step'] first")
+DECAY_TWICE = ("the weights are decayed twice: decoupled (p *= 1 - lr * wd) and through the "
+               "gradient (g + wd * p); decoupled decay never touches the gradient")
+EPS_INSIDE = ("eps is added inside the square root, sqrt(v + eps); PyTorch adds it outside: "
+              "sqrt(v) + eps (the difference shows when gradients are tiny or eps is large)")
+
+ADAM_MISTAKES = [
+    ("no_bias_correction", "no_bias_correction", "no bias correction: divide m by 1 - beta1^t and "
+     "v by 1 - beta2^t (t = 1 at the first step); without it the early steps have the wrong size "
+     "(with the default betas, several times too large)"),
+    ("bias_correction_first_moment_only", "bias_correction_first_moment_only",
+     "only the first moment is bias-corrected: v needs v / (1 - beta2^t) too"),
+    ("bias_correction2_not_sqrt", "bias_correction2_not_sqrt", "the second moment's bias "
+     "correction is applied to sqrt(v) without its own square root: sqrt(v) / sqrt(1 - beta2^t)"),
+    ("eps_inside_sqrt", "eps_inside_sqrt", EPS_INSIDE),
+    ("eps_before_bias_correction", "eps_before_bias_correction", "eps is added before the bias "
+     "correction, (sqrt(v) + eps) / sqrt(1 - beta2^t); PyTorch adds it after: "
+     "sqrt(v) / sqrt(1 - beta2^t) + eps"),
+    ("step_incremented_late", "step_incremented_late", LATE),
+    ("step_incremented_late", "late_zerodiv", LATE),  # lr / (1 - beta1^0) in Python floats
+    ("step_tensor_float32", "step_tensor_float32", "the bias corrections are computed from the "
+     "float32 tensor state['step'] (beta ** state['step']), so they are rounded to float32: use "
+     "step = state['step'].item()", 1e-4),
+    ("amsgrad_max_of_corrected", "amsgrad_max_of_corrected", "AMSGrad keeps the maximum of the "
+     "bias-corrected v; PyTorch keeps max_exp_avg_sq = max(max_exp_avg_sq, exp_avg_sq) of the raw "
+     "average and bias-corrects that maximum"),
+    ("amsgrad_ignored", "amsgrad_ignored", "amsgrad=True is ignored: keep max_exp_avg_sq, the "
+     "running maximum of exp_avg_sq, and divide by its square root instead"),
+    ("betas_swapped", "betas_swapped", "beta1 and beta2 are swapped: betas = (beta1 for the "
+     "gradient's average, beta2 for the squared gradient's)"),
+    ("decoupled_instead_of_l2", "decoupled_instead_of_l2", None),
+    ("l2_instead_of_decoupled", "l2_instead_of_decoupled", "decoupled_weight_decay=True must "
+     "shrink the weights directly, p *= 1 - lr * weight_decay, before the Adam step, not add "
+     "weight_decay * p to the gradient"),
+    ("decay_after_update", "decay_after_update", "the decoupled decay is applied after the Adam "
+     "step; PyTorch multiplies p by (1 - lr * weight_decay) first, then takes the step"),
+    ("decay_without_lr", "decay_without_lr", "the decoupled decay is p *= 1 - weight_decay; "
+     "PyTorch scales it by the learning rate: p *= 1 - lr * weight_decay"),
+    ("decay_wrong_sign", "decay_wrong_sign", "the decoupled decay multiplies by (1 + lr * "
+     "weight_decay), which grows the weights: it is p *= 1 - lr * weight_decay"),
+    ("decay_proximal", "decay_proximal", "the decoupled decay divides by (1 + lr * weight_decay); "
+     "PyTorch multiplies by (1 - lr * weight_decay)"),
+    ("decay_twice", "decay_twice", DECAY_TWICE),
+    ("decay_twice", "decay_twice_after", DECAY_TWICE),
+    *generic("maximize_ignored", "none_grad_as_zero", "state_created_eagerly",
+             "grad_modified_in_place", "uses_defaults_not_group", "step_not_no_grad",
+             "closure_without_enable_grad", "zero_grad_in_step", "closure_loss_dropped",
+             "lr_cached"),
+    ("uses_defaults_not_group", "defaults_numbers", None),
+]
+
+ADAGRAD_MISTAKES = [
+    ("lr_decay_off_by_one", "lr_decay_off_by_one", "the decayed learning rate is lr / (1 + t * "
+     "lr_decay); PyTorch uses lr / (1 + (t - 1) * lr_decay), so the first step takes the full lr"),
+    ("step_incremented_late", "step_incremented_late", "the step counter is incremented after "
+     "it is used: the first step computes lr / (1 - lr_decay); increment state['step'] first"),
+    ("eps_inside_sqrt", "eps_inside_sqrt", EPS_INSIDE),
+    ("initial_accumulator_ignored", "initial_accumulator_ignored", "the sum starts at 0 whatever "
+     "initial_accumulator_value says: fill it with initial_accumulator_value"),
+    ("weight_decay_not_in_sum", "weight_decay_not_in_sum", "the squared-gradient sum uses the "
+     "gradient before weight decay is added; PyTorch adds weight_decay * p first and accumulates "
+     "the squares of that"),
+    ("lazy_state", "lazy_state", "the state is created at the first step; PyTorch's Adagrad "
+     "creates step = 0 and sum = initial_accumulator_value for every parameter in __init__"),
+    ("decoupled_instead_of_l2", "decoupled_instead_of_l2", None),
+    *generic("maximize_ignored", "none_grad_as_zero", "grad_modified_in_place",
+             "uses_defaults_not_group", "step_not_no_grad", "closure_without_enable_grad",
+             "zero_grad_in_step", "closure_loss_dropped", "lr_cached"),
+    ("uses_defaults_not_group", "defaults_numbers", None),
+]
+
+RMSPROP_MISTAKES = [
+    ("centered_missing_square", "centered_missing_square", "the centered variance is "
+     "square_avg - grad_avg; it is square_avg - grad_avg ** 2 (E[g^2] - E[g]^2)"),
+    ("centered_ignored", "centered_ignored", "centered=True is ignored: keep grad_avg, the moving "
+     "average of g, and divide by sqrt(square_avg - grad_avg ** 2) + eps"),
+    ("eps_inside_sqrt", "eps_inside_sqrt", EPS_INSIDE),
+    ("alpha_swapped", "alpha_swapped", "alpha weighs the past: square_avg = alpha * square_avg + "
+     "(1 - alpha) * g^2, not the other way round"),
+    ("lr_in_momentum_buffer", "lr_in_momentum_buffer", "the learning rate is folded into the "
+     "momentum buffer; PyTorch keeps buf = momentum * buf + g / (sqrt(v) + eps) and steps by "
+     "-lr * buf (the state_dict and a changed lr differ)"),
+    ("momentum_dampened", "momentum_dampened", "the momentum buffer is dampened by (1 - momentum); "
+     "RMSprop's buffer is buf = momentum * buf + g / (sqrt(v) + eps)"),
+    ("bias_corrected", "bias_corrected", "square_avg is bias-corrected as in Adam; RMSprop "
+     "divides by sqrt(square_avg) + eps with no correction"),
+    ("extra_state_keys", "extra_state_keys", "momentum_buffer and grad_avg are created even when "
+     "momentum == 0 or centered is False; PyTorch creates only the state it uses"),
+    ("decoupled_instead_of_l2", "decoupled_instead_of_l2", None),
+    *generic("maximize_ignored", "none_grad_as_zero", "state_created_eagerly",
+             "grad_modified_in_place", "uses_defaults_not_group", "step_not_no_grad",
+             "closure_without_enable_grad", "zero_grad_in_step", "closure_loss_dropped",
+             "lr_cached"),
+    ("uses_defaults_not_group", "defaults_numbers", None),
+]
+
+ADAMW_MISTAKES = [
+    ("l2_instead_of_decoupled", "l2_instead_of_decoupled", "AdamW adds weight_decay * p to the "
+     "gradient (that is Adam's L2 penalty); AdamW shrinks the weights directly: "
+     "p *= 1 - lr * weight_decay, before the Adam step"),
+    *[row for row in ADAM_MISTAKES if row[0] in (
+        "decay_after_update", "decay_without_lr", "decay_wrong_sign", "decay_proximal",
+        "decay_twice")],
+    *[row for row in ADAM_MISTAKES if row[0] not in (
+        "decoupled_instead_of_l2", "l2_instead_of_decoupled", "decay_after_update",
+        "decay_without_lr", "decay_wrong_sign", "decay_proximal", "decay_twice")],
+]
+
+ADAM_FORBIDDEN = (
+    "torch.optim.Adam", "torch.optim.AdamW", "torch.optim.adam.adam",
+    "torch.optim.adam._single_tensor_adam", "torch.optim.adam._multi_tensor_adam",
+    "torch.optim.adam._fused_adam", "torch.optim.adamw.adamw", "torch.optim._functional.adam",
+    "torch.optim._functional.adamw", "torch._fused_adam_", "torch._fused_adamw_",
+    "torch.optim.SparseAdam", "torch.optim._functional.sparse_adam",
+    f"{M}.AdamModel", f"{M}._adam_update",
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# The four exercises
+
+
+def on_off(n: int) -> Iterator[tuple[bool, ...]]:
+    """Every on/off combination of ``n`` options."""
+    return itertools.product((False, True), repeat=n)
+
+
+class AdagradExercise(OptimizerExercise):
+    """``class Adagrad(torch.optim.Optimizer)``, equal to ``torch.optim.Adagrad``."""
+
+    name, grade_id, points = "Adagrad", "test_Adagrad", 3.0
+    torch_class = torch.optim.Adagrad
+    hyper = ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps", "maximize")
+    default_lr = 1e-2
+    forbidden = (
+        "torch.optim.Adagrad", "torch.optim.adagrad.adagrad",
+        "torch.optim.adagrad._single_tensor_adagrad", "torch.optim.adagrad._multi_tensor_adagrad",
+        "torch.optim.adagrad._fused_adagrad", "torch.optim._functional.adagrad",
+        "torch._fused_adagrad_", f"{M}.AdagradModel", f"{M}._adagrad_update",
+    )
+    mistakes = table(AdagradModel, ADAGRAD_MISTAKES)
+
+    def public_cases(self) -> list[Case]:
+        rng = np.random.default_rng(4)
+        options = {"lr": 0.1, "lr_decay": 0.05, "weight_decay": 0.1,
+                   "initial_accumulator_value": 0.1}
+        return [
+            self.case("every option", rng, kwargs=options, public=True),
+            self.case("maximize", rng, kwargs={"lr": 0.1, "maximize": True}, public=True),
+            self.case("tiny gradients (~1e-6), where eps matters", rng, kwargs={"lr": 0.1},
+                      scale=1e-6, public=True),
+            *self.structure_cases(rng, options, [{"lr_decay": 0.3}, {"maximize": True}],
+                                  public=True),
+            self.case("must raise ValueError", rng, kind="construct", kwargs={"lr": -0.01},
+                      public=True),
+        ]
+
+    def hidden_cases(self, rng: np.random.Generator) -> list[Case]:
+        cases = []
+        for i, (decay, wd, maximize, acc) in enumerate(on_off(4)):
+            options: dict[str, Any] = {"lr": log_uniform(rng, 0.01, 0.5)}
+            if decay:
+                options["lr_decay"] = float(rng.uniform(0.01, 0.3))
+            if wd:
+                options["weight_decay"] = float(rng.uniform(0.05, 0.5))
+            if acc:
+                options["initial_accumulator_value"] = float(rng.uniform(0.01, 0.5))
+            if maximize:
+                options["maximize"] = True
+            cases.append(self.grid_case(i, rng, options))
+        options = {"lr": 0.1, "lr_decay": 0.1, "weight_decay": 0.2,
+                   "initial_accumulator_value": 0.05}
+        groups = [{"lr_decay": 0.3}, {"weight_decay": 0.1, "maximize": True}, {"lr": 0.3}]
+        cases += self.structure_cases(rng, options, groups)
+        cases += self.validation_cases(
+            rng, [{"lr": -0.1}, {"lr_decay": -0.1}, {"weight_decay": -0.1},
+                  {"initial_accumulator_value": -0.1}, {"eps": -1e-10}],
+            [{"lr": 0.0, "lr_decay": 0.0, "weight_decay": 0.0, "initial_accumulator_value": 0.0,
+              "eps": 0.0}])
+        return cases
+
+
+class RMSpropExercise(OptimizerExercise):
+    """``class RMSprop(torch.optim.Optimizer)``, equal to ``torch.optim.RMSprop``."""
+
+    name, grade_id, points = "RMSprop", "test_RMSprop", 4.0
+    torch_class = torch.optim.RMSprop
+    hyper = ("lr", "alpha", "eps", "weight_decay", "momentum", "centered", "maximize")
+    default_lr = 1e-2
+    forbidden = (
+        "torch.optim.RMSprop", "torch.optim.rmsprop.rmsprop",
+        "torch.optim.rmsprop._single_tensor_rmsprop", "torch.optim.rmsprop._multi_tensor_rmsprop",
+        "torch.optim._functional.rmsprop", f"{M}.RMSpropModel", f"{M}._rmsprop_update",
+    )
+    mistakes = table(RMSpropModel, RMSPROP_MISTAKES)
+
+    def public_cases(self) -> list[Case]:
+        rng = np.random.default_rng(5)
+        options = {"lr": 0.01, "alpha": 0.9, "weight_decay": 0.1, "momentum": 0.9,
+                   "centered": True}
+        return [
+            self.case("centered, with momentum and weight decay", rng, kwargs=options,
+                      public=True),
+            self.case("maximize", rng, kwargs={"lr": 0.01, "maximize": True}, public=True),
+            self.case("tiny gradients (~1e-6), where eps matters", rng, scale=1e-6,
+                      kwargs={"lr": 0.01, "alpha": 0.9}, public=True),
+            *self.structure_cases(rng, options, [{"centered": False}, {"momentum": 0.0}],
+                                  public=True),
+            self.case("must raise ValueError", rng, kind="construct", kwargs={"alpha": -0.5},
+                      public=True),
+        ]
+
+    def hidden_cases(self, rng: np.random.Generator) -> list[Case]:
+        cases = []
+        for i, (centered, momentum, maximize, wd) in enumerate(on_off(4)):
+            options: dict[str, Any] = {"lr": log_uniform(rng, 1e-3, 0.05),
+                                       "alpha": float(rng.uniform(0.8, 0.99))}
+            if centered:
+                options["centered"] = True
+            if momentum:
+                options["momentum"] = float(rng.uniform(0.5, 0.95))
+            if wd:
+                options["weight_decay"] = float(rng.uniform(0.05, 0.5))
+            if maximize:
+                options["maximize"] = True
+            cases.append(self.grid_case(i, rng, options))
+        options = {"lr": 0.01, "alpha": 0.9, "eps": 1e-6, "weight_decay": 0.1, "momentum": 0.8,
+                   "centered": True}
+        groups = [{"centered": False}, {"momentum": 0.0, "maximize": True}, {"lr": 0.003}]
+        cases += self.structure_cases(rng, options, groups)
+        cases += self.validation_cases(
+            rng, [{"lr": -0.01}, {"eps": -1e-8}, {"weight_decay": -0.1}, {"momentum": -0.9},
+                  {"alpha": -0.5}],
+            [{"lr": 0.0, "alpha": 1.0, "eps": 0.0, "weight_decay": 0.0, "momentum": 0.0}])
+        return cases
+
+
+ADAM_BAD = [{"lr": -1e-3}, {"eps": -1e-8}, {"betas": (1.0, 0.999)}, {"betas": (-0.1, 0.999)},
+            {"betas": (0.9, 1.0)}, {"weight_decay": -0.1}]
+ADAM_GOOD = [{"lr": 0.0, "betas": (0.0, 0.0), "eps": 0.0, "weight_decay": 0.0}]
+
+
+def draw_adam(rng: np.random.Generator, amsgrad: bool, maximize: bool) -> dict[str, Any]:
+    """Random lr and betas, and the flags switched on."""
+    options: dict[str, Any] = {
+        "lr": log_uniform(rng, 1e-3, 0.1),
+        "betas": (float(rng.uniform(0.5, 0.95)), float(rng.uniform(0.8, 0.999)))}
+    if amsgrad:
+        options["amsgrad"] = True
+    if maximize:
+        options["maximize"] = True
+    return options
+
+
+class AdamExercise(OptimizerExercise):
+    """``class Adam(torch.optim.Optimizer)``, equal to ``torch.optim.Adam``."""
+
+    name, grade_id, points = "Adam", "test_Adam", 5.0
+    torch_class = torch.optim.Adam
+    hyper = ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize", "decoupled_weight_decay")
+    forbidden = ADAM_FORBIDDEN
+    mistakes = table(AdamModel, ADAM_MISTAKES)
+
+    def public_cases(self) -> list[Case]:
+        rng = np.random.default_rng(6)
+        options = {"lr": 0.05, "betas": (0.8, 0.9), "weight_decay": 0.1, "amsgrad": True}
+        return [
+            self.case("AMSGrad with a large eps", rng, public=True,
+                      kwargs={"lr": 0.05, "betas": (0.8, 0.9), "eps": 0.1, "amsgrad": True}),
+            self.case("L2 weight decay, tiny gradients (~1e-6)", rng, scale=1e-6, public=True,
+                      kwargs={"lr": 0.01, "weight_decay": 0.1}),
+            self.case("decoupled weight decay, maximize", rng, public=True,
+                      kwargs={"lr": 0.05, "weight_decay": 0.2, "decoupled_weight_decay": True,
+                              "maximize": True}),
+            *self.structure_cases(rng, options, [{"amsgrad": False, "lr": 0.02},
+                                                 {"decoupled_weight_decay": True,
+                                                  "weight_decay": 0.3}], public=True),
+            self.case("must raise ValueError", rng, kind="construct",
+                      kwargs={"betas": (1.0, 0.999)}, public=True),
+        ]
+
+    def hidden_cases(self, rng: np.random.Generator) -> list[Case]:
+        cases = []
+        for i, (amsgrad, maximize, wd, decoupled) in enumerate(on_off(4)):
+            options = draw_adam(rng, amsgrad, maximize)
+            if wd:
+                options["weight_decay"] = float(rng.uniform(0.05, 0.5))
+            if decoupled:
+                options["decoupled_weight_decay"] = True
+            cases.append(self.grid_case(i, rng, options))
+        cases.append(self.case("betas (0, 0): no averaging at all", rng,
+                               kwargs={"lr": 0.01, "betas": (0.0, 0.0)}))
+        options = {"lr": 0.02, "betas": (0.8, 0.95), "eps": 1e-6, "weight_decay": 0.1,
+                   "amsgrad": True}
+        groups = [{"amsgrad": False, "lr": 0.05}, {"betas": (0.5, 0.9), "maximize": True},
+                  {"weight_decay": 0.3, "decoupled_weight_decay": True}]
+        cases += self.structure_cases(rng, options, groups)
+        cases += self.validation_cases(rng, ADAM_BAD, ADAM_GOOD)
+        return cases
+
+
+class AdamWExercise(OptimizerExercise):
+    """``class AdamW(...)``, equal to ``torch.optim.AdamW`` (it may subclass the learner's Adam)."""
+
+    name, grade_id, points = "AdamW", "test_AdamW", 3.0
+    torch_class = torch.optim.AdamW
+    hyper = ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize")
+    forbidden = ADAM_FORBIDDEN
+    mistakes = (Mistake("default_weight_decay", "AdamW's weight_decay defaults to 1e-2 (Adam's "
+                        "is 0)", AdamWModelNoDefaultDecay),
+                *table(AdamWModel, ADAMW_MISTAKES))
+
+    def public_cases(self) -> list[Case]:
+        rng = np.random.default_rng(7)
+        options = {"lr": 0.05, "betas": (0.8, 0.9), "weight_decay": 0.3, "amsgrad": True}
+        return [
+            self.case("the default weight_decay=1e-2", rng, kwargs={"lr": 0.05}, public=True),
+            self.case("strong decoupled weight decay, maximize", rng, public=True,
+                      kwargs={"lr": 0.1, "weight_decay": 0.5, "maximize": True}),
+            self.case("large eps", rng, kwargs={"lr": 0.05, "eps": 0.1}, public=True),
+            *self.structure_cases(rng, options, [{"amsgrad": False, "lr": 0.02},
+                                                 {"weight_decay": 0.0}], public=True),
+            self.case("must raise ValueError", rng, kind="construct",
+                      kwargs={"weight_decay": -0.1}, public=True),
+        ]
+
+    def hidden_cases(self, rng: np.random.Generator) -> list[Case]:
+        cases = []
+        grid = itertools.product((False, True), (False, True), ("default", "random", "zero"))
+        for i, (amsgrad, maximize, wd) in enumerate(grid):
+            options = draw_adam(rng, amsgrad, maximize)
+            if wd != "default":
+                options["weight_decay"] = 0.0 if wd == "zero" else float(rng.uniform(0.05, 0.5))
+            cases.append(self.grid_case(i, rng, options))
+        options = {"lr": 0.05, "betas": (0.8, 0.95), "eps": 1e-6, "weight_decay": 0.2,
+                   "amsgrad": True}
+        groups = [{"amsgrad": False, "lr": 0.1}, {"betas": (0.5, 0.9), "maximize": True},
+                  {"weight_decay": 0.5}]
+        cases += self.structure_cases(rng, options, groups)
+        cases += self.validation_cases(rng, ADAM_BAD, ADAM_GOOD)
+        return cases
+
+
+EXERCISES: dict[str, OptimizerExercise] = {
+    ex.name: ex for ex in (AdagradExercise(), RMSpropExercise(), AdamExercise(), AdamWExercise())
+}
+
+check = make_check(EXERCISES)
