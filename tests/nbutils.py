@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
 from pathlib import Path
@@ -92,3 +94,16 @@ def filled_submission(source: Path) -> nbformat.NotebookNode:
         if nbgrader_meta(cell).get("solution") and grade_id in answers:
             cell.source = answers[grade_id]
     return student
+
+
+def checks_passed(check: Any, name: str, impl: Any, **kwargs: Any) -> int:
+    """Run a chapter's ``check`` silently; return how many cases it reported passing (0 if none).
+
+    ``check`` returns None (a value in a test cell would be read by nbgrader as partial credit),
+    so the count comes from its "all N ... checks passed" line.
+    """
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        check(name, impl, **kwargs)
+    found = re.search(r"all (\d+) (public|hidden) checks passed", out.getvalue())
+    return int(found.group(1)) if found else 0

@@ -1,0 +1,416 @@
+"""Chapter 1's checks: right answers pass, known wrong ones fail *and* are named, cheats are caught.
+
+- the reference answers, taken from the solution notebook, pass the public and hidden checks for
+  several seeds, and agree with PyTorch on the edge cases the exercise texts promise;
+- every wrong implementation in ``tests/corpus/ch01_classification_losses.py`` fails, public and
+  hidden, with the diagnosis of its ``Mistake.key``; every mistake in the grader's table has a
+  corpus entry, and each mistake's own implementation is caught and named;
+- every forbidden path resolves and trips, and answers that reach PyTorch's own function directly,
+  by an alias, through a method or module form, or by a ``getattr`` string are refused;
+- bad answers (a stub, a float, a tensor subclass, an unknown name, a non-callable) get clear
+  messages;
+- the focal-loss reference (torchvision is not installed) agrees with the paper's formula.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import io
+import math
+import re
+
+import nbformat
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from corpus.ch01_classification_losses import CORPUS
+from grader.ch01_classification_losses import CHAPTER, EXERCISES, check, focal_reference
+from grader.exercise import ForbiddenCallError, resolve, tripwires
+from grader.wire import decode, encode
+from nbutils import checks_passed, SOLUTIONS, nbgrader_meta, solution_namespace
+
+NOTEBOOK = SOLUTIONS / CHAPTER / f"{CHAPTER}.ipynb"
+SEEDS = (0, 1, 2, 3, 4)
+
+
+def quiet_check(name, impl, **kwargs):
+    """``check`` without its "all N checks passed" line; returns N (0 if it printed nothing)."""
+    return checks_passed(check, name, impl, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def answers():
+    return solution_namespace(NOTEBOOK)
+
+
+# ---------------------------------------------------------------------------------------------
+# The reference answers and the notebook
+
+
+@pytest.mark.parametrize("name", list(EXERCISES))
+def test_reference_answers_pass_public_and_hidden_checks(answers, name):
+    assert quiet_check(name, answers[name]) >= 7
+    for seed in SEEDS:
+        assert quiet_check(name, answers[name], hidden=True, seed=seed) >= 12
+
+
+def test_notebook_cells_match_the_exercises():
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    graded = {nbgrader_meta(c)["grade_id"]: nbgrader_meta(c) for c in nb.cells
+              if nbgrader_meta(c).get("grade")}
+    answer_ids = [nbgrader_meta(c)["grade_id"] for c in nb.cells
+                  if nbgrader_meta(c).get("solution")]
+    assert answer_ids == list(EXERCISES)
+    for name, ex in EXERCISES.items():
+        assert ex.grade_id == f"test_{name}" and ex.grade_id in graded
+        assert graded[ex.grade_id]["points"] == ex.points, name
+        test_cell = next(c for c in nb.cells if nbgrader_meta(c).get("grade_id") == ex.grade_id)
+        assert f'check("{name}", {name})' in test_cell.source
+        assert f'check("{name}", {name}, hidden=True)' in test_cell.source
+        # The first statement calls the answer, so that a stub raises NotImplementedError only.
+        first = ast.parse(test_cell.source).body[0]
+        called = {n.func.id for n in ast.walk(first)
+                  if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+        assert name in called, ast.unparse(first)
+
+
+def test_the_points_add_up_to_the_recap_table():
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    recap = next(c for c in nb.cells if c.get("id") == "recap").source
+    total = sum(ex.points for ex in EXERCISES.values())
+    assert f"**{total:g}**" in recap
+    for name, ex in EXERCISES.items():
+        row = next(line for line in recap.splitlines() if f"`{name}(" in line)
+        assert f"| {ex.points:g} |" in row, row
+
+
+def test_hidden_cases_depend_on_the_seed_only():
+    for ex in EXERCISES.values():
+        first, again = ex.cases(hidden=True, seed=11), ex.cases(hidden=True, seed=11)
+        assert [c.label for c in first] == [c.label for c in again]
+        for a, b in zip(first, again, strict=True):
+            assert all(np.array_equal(a.args[k], b.args[k]) for k in a.args
+                       if isinstance(a.args[k], np.ndarray))
+        other = ex.cases(hidden=True, seed=12)
+        assert any(not np.array_equal(a.args[k], b.args.get(k))
+                   for a, b in zip(first, other) for k in a.args
+                   if isinstance(a.args[k], np.ndarray))
+
+
+def test_cases_are_plain_data_that_cross_the_sandbox_wire():
+    for ex in EXERCISES.values():
+        for case in ex.cases(hidden=False) + ex.cases(hidden=True, seed=0):
+            back = decode(encode(dict(case.args)))
+            assert back.keys() == case.args.keys()
+            for key, value in case.args.items():
+                if isinstance(value, np.ndarray):
+                    assert np.array_equal(back[key], value) and back[key].dtype == value.dtype
+                else:
+                    assert back[key] == value
+
+
+def test_cases_cover_what_the_exercise_texts_promise():
+    for name, ex in EXERCISES.items():
+        for hidden in (False, True):
+            cases = ex.cases(hidden=hidden, seed=3)
+            labels = " | ".join(c.label for c in cases)
+            assert "float32" in labels and "extreme" in labels, (name, hidden)
+            reductions = {c.args.get("reduction", "default") for c in cases}
+            if name != "log_softmax":
+                assert {"none", "sum", "default"} <= reductions, (name, reductions)
+                assert reductions - {"none", "mean", "sum", "default"}, "no invalid reduction"
+            if name in ("nll_loss", "cross_entropy"):
+                for needle in ("weight", "ignore_index", "K-dimensional", "all targets ignored",
+                               "one sample"):
+                    assert needle in labels, (name, hidden, needle)
+            if name == "cross_entropy":
+                for needle in ("label smoothing", "class probabilities", "label_smoothing=",
+                               "weight (", "target (6, 4) float64"):
+                    assert needle in labels, (hidden, needle)
+            if name in ("binary_cross_entropy_with_logits", "sigmoid_focal_loss"):
+                zeros = any((np.asarray(c.args.get("input", c.args.get("inputs"))) == 0).any()
+                            for c in cases)
+                assert zeros, "a logit of exactly 0 (the gradient kink)"
+
+
+def test_reference_answers_match_pytorch_on_the_promised_edge_cases(answers):
+    x = torch.randn(3, 4, dtype=torch.float64)
+    ignored = torch.full((3,), -100)
+    assert math.isnan(answers["nll_loss"](x, ignored).item())
+    assert answers["nll_loss"](x, ignored, reduction="sum").item() == 0.0
+    for fn, args in [(answers["nll_loss"], (x, torch.tensor([0, 1, 2]))),
+                     (answers["cross_entropy"], (x, torch.tensor([0, 1, 2]))),
+                     (answers["binary_cross_entropy_with_logits"], (x, torch.rand(3, 4)))]:
+        with pytest.raises(ValueError):
+            fn(*args, reduction="avg")
+    with pytest.raises(ValueError):
+        answers["sigmoid_focal_loss"](x, torch.ones(3, 4), reduction="avg")
+    with pytest.raises(ValueError):
+        answers["binary_cross_entropy_with_logits"](torch.zeros(3, 1), torch.zeros(3))
+    extreme = torch.tensor([[1e4, -1e4, 0.0]], dtype=torch.float32)
+    assert torch.equal(answers["log_softmax"](extreme, -1), torch.log_softmax(extreme, -1))
+
+
+# ---------------------------------------------------------------------------------------------
+# Wrong answers: they fail, and the diagnosis names the mistake
+
+
+def mistake_message(exercise: str, key: str) -> str:
+    messages = {m.message for m in EXERCISES[exercise].mistakes if m.key == key}
+    assert len(messages) == 1, f"{exercise}: no single mistake with key {key!r}"
+    return messages.pop()
+
+
+@pytest.mark.parametrize(("exercise", "key", "impl"), CORPUS,
+                         ids=[f"{e}-{k}-{f.__name__}" for e, k, f in CORPUS])
+def test_wrong_answers_fail_with_their_diagnosis(exercise, key, impl):
+    message = mistake_message(exercise, key)
+    for hidden, seed in [(False, None)] + [(True, s) for s in SEEDS]:
+        with pytest.raises(AssertionError) as info:
+            quiet_check(exercise, impl, hidden=hidden, seed=seed)
+        where = "public" if not hidden else f"hidden, seed {seed}"
+        assert message in str(info.value), f"{where}: diagnosed as\n{info.value}"
+
+
+def test_every_mistake_in_the_table_has_a_corpus_entry():
+    corpus = {(exercise, key) for exercise, key, _ in CORPUS}
+    table = {(name, m.key) for name, ex in EXERCISES.items() for m in ex.mistakes}
+    assert table == corpus
+
+
+def test_mistake_keys_are_unique_per_exercise():
+    for name, ex in EXERCISES.items():
+        keys = [m.key for m in ex.mistakes]
+        assert len(keys) == len(set(keys)), name
+
+
+@pytest.mark.parametrize("name", list(EXERCISES))
+def test_every_mistake_implementation_is_caught_and_names_itself(name):
+    for mistake in EXERCISES[name].mistakes:
+        for hidden, seed in [(False, None), (True, 0), (True, 1)]:
+            with pytest.raises(AssertionError) as info:
+                quiet_check(name, mistake.impl, hidden=hidden, seed=seed)
+            assert mistake.message in str(info.value), f"{mistake.key} ({seed}):\n{info.value}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Forbidden calls
+
+
+@pytest.mark.parametrize("name", list(EXERCISES))
+def test_every_forbidden_path_resolves_and_trips(name):
+    for path in EXERCISES[name].forbidden:
+        owner, attr, target = resolve(path)
+        if isinstance(target, type):
+            assert issubclass(target, nn.Module), path  # module forms, caught via what they call
+            continue
+        with tripwires([path]) as calls:
+            with pytest.raises(ForbiddenCallError):
+                getattr(owner, attr)(torch.zeros(2, 3), 1)
+        assert calls == [path]
+        assert getattr(owner, attr) is target, f"{path} was not restored"
+
+
+def lsm(name):
+    return lambda input, dim: getattr(torch, name)(input, dim)
+
+
+CHEATS = {
+    "log_softmax": [
+        lambda input, dim: torch.log_softmax(input, dim),
+        lambda input, dim: F.log_softmax(input, dim=dim),
+        lambda input, dim: input.log_softmax(dim),
+        lambda input, dim: torch.special.log_softmax(input, dim),
+        lambda input, dim: nn.LogSoftmax(dim=dim)(input),
+        lsm("log_" + "softmax"),
+        lambda input, dim: torch.log(torch.softmax(input, dim)),
+        lambda input, dim: input - torch.logsumexp(input, dim, keepdim=True),
+        lambda input, dim: input - input.logsumexp(dim, keepdim=True),
+    ],
+    "nll_loss": [
+        lambda input, target, weight=None, ignore_index=-100, reduction="mean": F.nll_loss(
+            input, target, weight, ignore_index=ignore_index, reduction=reduction),
+        lambda input, target, weight=None, ignore_index=-100, reduction="mean": nn.NLLLoss(
+            weight, ignore_index=ignore_index, reduction=reduction)(input, target),
+        lambda input, target, weight=None, ignore_index=-100, reduction="mean": getattr(
+            F, "nll" + "_loss")(input, target, weight, ignore_index=ignore_index,
+                                reduction=reduction),
+        # the cross-entropy of log-probabilities is their NLL: still off-limits
+        lambda input, target, weight=None, ignore_index=-100, reduction="mean": F.cross_entropy(
+            input, target, weight, ignore_index=ignore_index, reduction=reduction),
+    ],
+    "cross_entropy": [
+        lambda input, target, weight=None, ignore_index=-100, reduction="mean",
+        label_smoothing=0.0: F.cross_entropy(input, target, weight, ignore_index=ignore_index,
+                                             reduction=reduction, label_smoothing=label_smoothing),
+        lambda input, target, weight=None, ignore_index=-100, reduction="mean",
+        label_smoothing=0.0: nn.CrossEntropyLoss(weight, ignore_index=ignore_index,
+                                                 reduction=reduction,
+                                                 label_smoothing=label_smoothing)(input, target),
+        lambda input, target, weight=None, ignore_index=-100, reduction="mean",
+        label_smoothing=0.0: torch._C._nn.cross_entropy_loss(
+            input, target, weight, {"none": 0, "mean": 1, "sum": 2}[reduction], ignore_index,
+            label_smoothing),
+        lambda input, target, weight=None, ignore_index=-100, reduction="mean",
+        label_smoothing=0.0: F.nll_loss(input.log_softmax(1), target, weight,
+                                        ignore_index=ignore_index, reduction=reduction),
+    ],
+    "binary_cross_entropy_with_logits": [
+        lambda input, target, weight=None, reduction="mean", pos_weight=None:
+            F.binary_cross_entropy_with_logits(input, target, weight, reduction=reduction,
+                                               pos_weight=pos_weight),
+        lambda input, target, weight=None, reduction="mean", pos_weight=None:
+            torch.binary_cross_entropy_with_logits(input, target, weight, pos_weight,
+                                                   {"none": 0, "mean": 1, "sum": 2}[reduction]),
+        lambda input, target, weight=None, reduction="mean", pos_weight=None:
+            nn.BCEWithLogitsLoss(weight, reduction=reduction, pos_weight=pos_weight)(input, target),
+        lambda input, target, weight=None, reduction="mean", pos_weight=None:
+            F.binary_cross_entropy(torch.sigmoid(input), target, weight, reduction=reduction),
+    ],
+    "sigmoid_focal_loss": [
+        lambda inputs, targets, alpha=0.25, gamma=2, reduction="none": focal_via(
+            F.binary_cross_entropy_with_logits, inputs, targets, alpha, gamma, reduction),
+        lambda inputs, targets, alpha=0.25, gamma=2, reduction="none": focal_via(
+            nn.BCEWithLogitsLoss(reduction="none"), inputs, targets, alpha, gamma, reduction),
+    ],
+}
+
+
+def focal_via(bce, inputs, targets, alpha, gamma, reduction):
+    """torchvision's formula on top of PyTorch's own BCE with logits."""
+    p = torch.sigmoid(inputs)
+    ce = bce(inputs, targets) if isinstance(bce, nn.Module) else bce(inputs, targets,
+                                                                     reduction="none")
+    p_t = p * targets + (1 - p) * (1 - targets)
+    loss = ce * (1 - p_t) ** gamma
+    if alpha >= 0:
+        loss = (alpha * targets + (1 - alpha) * (1 - targets)) * loss
+    return {"none": loss, "mean": loss.mean(), "sum": loss.sum()}[reduction]
+
+
+@pytest.mark.parametrize(("name", "cheat"), [(n, c) for n, cs in CHEATS.items() for c in cs])
+def test_answers_that_call_torch_are_refused(name, cheat):
+    with pytest.raises(AssertionError, match="off-limits") as info:
+        quiet_check(name, cheat)
+    assert info.value.args[0].startswith(f"{name}: torch."), info.value
+
+
+def test_the_refusal_names_the_call():
+    with pytest.raises(AssertionError, match=r"torch\.nn\.functional\.log_softmax is off-limits"):
+        quiet_check("log_softmax", lambda input, dim: F.log_softmax(input, dim))
+    with pytest.raises(AssertionError, match=r"torch\.Tensor\.log_softmax is off-limits"):
+        quiet_check("log_softmax", lambda input, dim: input.log_softmax(dim))
+
+
+def test_subclassing_a_forbidden_module_is_refused():
+    class MyLoss(nn.CrossEntropyLoss):
+        pass
+
+    with pytest.raises(AssertionError, match="subclasses torch.nn.CrossEntropyLoss"):
+        quiet_check("cross_entropy", MyLoss)
+
+
+def test_own_helpers_are_allowed(answers):
+    # cross_entropy on the learner's log_softmax and nll_loss, focal on their BCE: not cheats.
+    assert quiet_check("cross_entropy", answers["cross_entropy"]) > 0
+    assert quiet_check("sigmoid_focal_loss", answers["sigmoid_focal_loss"]) > 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad answers get clear messages
+
+
+def test_unimplemented_stub_raises_not_implemented():
+    def stub(input, target, weight=None, ignore_index=-100, reduction="mean"):
+        # YOUR CODE HERE
+        raise NotImplementedError()
+
+    with pytest.raises(NotImplementedError, match="nll_loss is not implemented yet"):
+        check("nll_loss", stub)
+
+
+def test_unknown_exercise_or_missing_answer():
+    with pytest.raises(AssertionError, match="no exercise called 'softmax'"):
+        check("softmax", lambda input, dim: input)
+    with pytest.raises(AssertionError, match="not defined as a function"):
+        check("log_softmax", None)
+    with pytest.raises(AssertionError, match="not defined as a function"):
+        check("log_softmax", torch.zeros(3))
+
+
+def test_answer_returning_a_float():
+    def as_float(input, dim):
+        m = input.amax(dim, keepdim=True)
+        return float((input - m - (input - m).exp().sum(dim, keepdim=True).log()).sum())
+
+    with pytest.raises(AssertionError, match="not connected to the inputs' autograd graph"):
+        quiet_check("log_softmax", as_float)
+
+
+def test_answer_returning_a_tensor_subclass(answers):
+    class Agreeable(torch.Tensor):
+        def __eq__(self, other):
+            return True
+
+    def sneaky(input, target, weight=None, reduction="mean", pos_weight=None):
+        out = answers["binary_cross_entropy_with_logits"](input, target, weight, reduction,
+                                                          pos_weight)
+        return out.as_subclass(Agreeable)
+
+    with pytest.raises(AssertionError, match="must be a torch.Tensor, got .*Agreeable"):
+        quiet_check("binary_cross_entropy_with_logits", sneaky)
+
+
+def test_answer_with_the_wrong_shape(answers):
+    # Never reduces: the first public case, reduction 'mean', expects a 0-d result.
+    def never_reduces(input, target, weight=None, ignore_index=-100, reduction="mean"):
+        return answers["nll_loss"](input, target, weight, ignore_index, "none")
+
+    with pytest.raises(AssertionError, match=r"out: shape \(3,\), expected \(\)"):
+        quiet_check("nll_loss", never_reduces)
+
+
+def test_answer_with_the_wrong_dtype(answers):
+    def float64_always(input, dim):
+        return answers["log_softmax"](input.double(), dim)
+
+    with pytest.raises(AssertionError, match="dtype torch.float64, expected torch.float32"):
+        quiet_check("log_softmax", float64_always)
+
+
+def test_failure_messages_name_the_case():
+    with pytest.raises(AssertionError) as info:
+        quiet_check("cross_entropy", CORPUS_BY_KEY["cross_entropy", "smoothing_over_c_minus_1"])
+    text = str(info.value)
+    assert "cross_entropy failed on" in text and "label_smoothing=0.1" in text
+    assert "expected" in text and "Likely mistake" in text
+
+
+CORPUS_BY_KEY = {(e, k): f for e, k, f in reversed(CORPUS)}
+
+
+# ---------------------------------------------------------------------------------------------
+# The focal-loss reference (torchvision.ops is not installed here)
+
+
+def test_focal_reference_matches_the_papers_formula():
+    x = torch.tensor([0.0, 2.0, -1.0, 3.0], dtype=torch.float64)
+    t = torch.tensor([1.0, 0.0, 1.0, 1.0], dtype=torch.float64)
+    p = 1 / (1 + torch.exp(-x))
+    p_t = torch.where(t == 1, p, 1 - p)
+    for alpha, gamma in [(0.25, 2), (0.5, 0), (-1, 1.5), (0.0, 3)]:
+        alpha_t = torch.where(t == 1, torch.tensor(alpha), torch.tensor(1 - alpha))
+        want = -(1 - p_t) ** gamma * torch.log(p_t)
+        if alpha >= 0:
+            want = alpha_t * want
+        assert torch.allclose(focal_reference(x, t, alpha, gamma), want, rtol=1e-12, atol=0)
+    assert torch.allclose(focal_reference(x, t, reduction="sum"), focal_reference(x, t).sum())
+    with pytest.raises(ValueError, match="Invalid Value for arg 'reduction'"):
+        focal_reference(x, t, reduction="avg")
+    # at logit 0: p_t = 1/2, loss alpha_t / 4 * log 2
+    got = focal_reference(torch.zeros(2), torch.tensor([1.0, 0.0]))
+    assert torch.allclose(got, torch.tensor([0.25, 0.75]) * 0.25 * math.log(2))
