@@ -344,6 +344,49 @@ def param_spec(a: dict[str, Any], groups: list[list[torch.Tensor]], *, options: 
             for g, spec in zip(groups, a["groups"], strict=True)]
 
 
+def take_step(optimizer: Any, flat: list[torch.Tensor], coeffs: list[dict[str, Any]],
+              active: list[bool], t: int, a: dict[str, Any], losses: list[np.ndarray],
+              objective: Callable[[torch.Tensor, dict[str, Any], int], torch.Tensor],
+              ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """One optimizer step as the case asks for it (shared by chapters 3 and 4).
+
+    The gradients are zeroed in place or set to None (``a["set_to_none"]``), only the ``active``
+    parameters get a loss term (the others keep a None or zero gradient), and the step is taken
+    with a closure (possibly under ``torch.no_grad()``) or after a plain backward pass.
+
+    Returns:
+        The (parameter, gradient) pairs the optimizer was given, to check it left them alone.
+    """
+    given: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def closure() -> torch.Tensor:
+        if not torch.is_grad_enabled():
+            raise AnswerTypeError("step(closure) called closure() with gradients disabled: "
+                                  "call it inside `with torch.enable_grad():`")
+        for p in flat:
+            if a["set_to_none"]:
+                p.grad = None
+            elif p.grad is not None:
+                p.grad.zero_()  # in place, as zero_grad(set_to_none=False) does
+        loss = sum(objective(p, c, t)
+                   for p, c, on in zip(flat, coeffs, active, strict=True) if on)
+        loss.backward()
+        given[:] = [(p, p.grad.clone()) for p in flat if p.grad is not None]
+        return loss.detach()
+
+    if a["closure"]:
+        with torch.no_grad() if a["closure"] == "under no_grad" else contextlib.nullcontext():
+            returned = optimizer.step(closure)
+        if type(returned) is not torch.Tensor:
+            raise AnswerTypeError("step(closure) must return the loss that closure() "
+                                  f"returned, got {type(returned).__name__}")
+        losses.append(to_plain(returned, "the loss returned by step(closure)"))
+    else:
+        closure()
+        optimizer.step()
+    return given
+
+
 def train(impl: Any, a: dict[str, Any]) -> tuple[Outputs, dict[str, Any]]:
     """Run optimizer class ``impl`` on the case ``a``; return outputs and the final plain state."""
     if not (isinstance(impl, type) and issubclass(impl, torch.optim.Optimizer)):
@@ -370,33 +413,7 @@ def train(impl: Any, a: dict[str, Any]) -> tuple[Outputs, dict[str, Any]]:
             if step == i:
                 optimizer.param_groups[index]["lr"] = lr
         active = a["active"][i]
-        given: list[tuple[torch.Tensor, torch.Tensor]] = []
-
-        def closure() -> torch.Tensor:
-            if not torch.is_grad_enabled():
-                raise AnswerTypeError("step(closure) called closure() with gradients disabled: "
-                                      "call it inside `with torch.enable_grad():`")
-            for p in flat:
-                if a["set_to_none"]:
-                    p.grad = None
-                elif p.grad is not None:
-                    p.grad.zero_()  # in place, as zero_grad(set_to_none=False) does
-            loss = sum(objective_term(p, c, t)
-                       for p, c, on in zip(flat, coeffs, active, strict=True) if on)
-            loss.backward()
-            given[:] = [(p, p.grad.clone()) for p in flat if p.grad is not None]
-            return loss.detach()
-
-        if a["closure"]:
-            with torch.no_grad() if a["closure"] == "under no_grad" else contextlib.nullcontext():
-                returned = optimizer.step(closure)
-            if type(returned) is not torch.Tensor:
-                raise AnswerTypeError("step(closure) must return the loss that closure() "
-                                      f"returned, got {type(returned).__name__}")
-            losses.append(to_plain(returned, "the loss returned by step(closure)"))
-        else:
-            closure()
-            optimizer.step()
+        given = take_step(optimizer, flat, coeffs, active, t, a, losses, objective_term)
         untouched &= all(p.grad is not None and torch.equal(p.grad, g) for p, g in given)
         for j, p in enumerate(flat):
             trajectory[j].append(p.detach().clone())

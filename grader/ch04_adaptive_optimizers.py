@@ -29,7 +29,6 @@ answer is matched with the mistake it behaves like.
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import itertools
 import math
@@ -40,7 +39,7 @@ import numpy as np
 import torch
 
 from grader.ch03_sgd import (build_params, coefficients, judge, param_spec, plain_state_dict,
-                             tensor_state_dict)
+                             take_step, tensor_state_dict)
 from grader.exercise import (ERROR_KEY, AnswerTypeError, Case, Exercise, Mistake, Outputs,
                              Verdict, capture, compare_outputs, make_check, to_plain)
 
@@ -145,33 +144,7 @@ def train(impl: Any, a: dict[str, Any], ex: OptimizerExercise) -> tuple[Outputs,
         if a["set_lr"] is not None and a["set_lr"][0] == i:
             optimizer.param_groups[a["set_lr"][1]]["lr"] = a["set_lr"][2]
         active = a["active"][i]
-        given: list[tuple[torch.Tensor, torch.Tensor]] = []
-
-        def closure() -> torch.Tensor:
-            if not torch.is_grad_enabled():
-                raise AnswerTypeError("step(closure) called closure() with gradients disabled: "
-                                      "call it inside `with torch.enable_grad():`")
-            for p in flat:
-                if a["set_to_none"]:
-                    p.grad = None
-                elif p.grad is not None:
-                    p.grad.zero_()  # in place, as zero_grad(set_to_none=False) does
-            loss = sum(objective_term(p, c, t)
-                       for p, c, on in zip(flat, coeffs, active, strict=True) if on)
-            loss.backward()
-            given[:] = [(p, p.grad.clone()) for p in flat if p.grad is not None]
-            return loss.detach()
-
-        if a["closure"]:
-            with torch.no_grad() if a["closure"] == "under no_grad" else contextlib.nullcontext():
-                returned = optimizer.step(closure)
-            if type(returned) is not torch.Tensor:
-                raise AnswerTypeError("step(closure) must return the loss that closure() "
-                                      f"returned, got {type(returned).__name__}")
-            losses.append(to_plain(returned, "the loss returned by step(closure)"))
-        else:
-            closure()
-            optimizer.step()
+        given = take_step(optimizer, flat, coeffs, active, t, a, losses, objective_term)
         if grads_after == "left untouched":
             grads_after = grad_status(given)
         for j, p in enumerate(flat):
