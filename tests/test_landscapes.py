@@ -11,6 +11,7 @@ import torch
 
 from lossopt_helpers.landscapes import (LANDSCAPES, Landscape, beale, himmelblau, quadratic,
                                         rosenbrock, run_optimizer, saddle)
+from lossopt_helpers.landscapes import _scalar_value_and_grad
 
 ALL = {name: factory() for name, factory in LANDSCAPES.items()}
 
@@ -123,6 +124,37 @@ def test_run_optimizer_matches_a_hand_written_loop():
     for t in range(30):
         optimizer.zero_grad()
         land(w).backward()
+        optimizer.step()
+        # run_optimizer differentiates the polynomial in forward mode (no autograd graph), so
+        # the path agrees with autograd's to rounding, not bit for bit.
+        np.testing.assert_allclose(path[t + 1], w.detach().numpy(), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("name", sorted(LANDSCAPES))
+def test_the_fast_gradient_equals_autograds(name):
+    land = LANDSCAPES[name]()
+    value_and_grad = _scalar_value_and_grad(land, land.start)
+    assert value_and_grad is not None, f"{name} should be plain arithmetic of x and y"
+    rng = np.random.default_rng(0)
+    for x, y in rng.uniform(-3, 3, size=(20, 2)):
+        p = torch.tensor([x, y], dtype=torch.float64, requires_grad=True)
+        loss = land(p)
+        loss.backward()
+        np.testing.assert_allclose(value_and_grad(x, y), [loss.item(), *p.grad.tolist()],
+                                   rtol=1e-12, atol=1e-12)
+
+
+def test_a_function_that_is_not_plain_arithmetic_falls_back_to_autograd():
+    def wavy(p):  # torch.sin cannot take the fast path
+        return torch.sin(p[..., 0]) + p[..., 1] ** 2
+
+    assert _scalar_value_and_grad(wavy, (0.5, 0.5)) is None
+    path = run_optimizer(functools.partial(torch.optim.SGD, lr=0.1), wavy, (0.5, 0.5), 3)
+    w = torch.tensor([0.5, 0.5], dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.SGD([w], lr=0.1)
+    for t in range(3):
+        optimizer.zero_grad()
+        wavy(w).backward()
         optimizer.step()
         assert np.array_equal(path[t + 1], w.detach().numpy())
 
