@@ -3,7 +3,7 @@
 #   make lab [HOST=127.0.0.1] [PORT=8888]   set up .venv if missing, then open the course in JupyterLab
 #   make test                               set up .venv if missing, then run the whole test suite
 #   make notebooks                          regenerate notebooks/ (student versions) from solutions/
-#   make bench                              print notebook execution times and grading figures
+#   make bench                              print notebook times, grading speed, widget redraw, optimizer state sizes
 
 PYTHON ?= python3
 VENV   := .venv
@@ -53,6 +53,8 @@ notebooks: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_notebooks.py
 	$(BIN)/python benchmarks/grading.py
+	$(BIN)/python benchmarks/widget_redraw.py
+	$(BIN)/python benchmarks/optimizer_state.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .exchange gradebook.db autograded submitted feedback
