@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import ast
 import importlib
+import json
 
 import nbformat
 import pytest
 
+from grader.wire import decode, encode
 from nbutils import SOLUTIONS, chapters, nbgrader_meta
 
 
@@ -48,3 +50,27 @@ def test_the_setup_cell_imports_the_chapters_check(chapter: str):
     setup = next(c for c in nb.cells if c.cell_type == "code")
     assert f"from grader.ch{chapter} import check" in setup.source
     assert "manual_seed" in setup.source, "the setup cell seeds torch"
+
+
+def encoded(cases) -> list[str]:
+    """Each case's label and arguments as canonical JSON (dtypes, shapes and bytes included)."""
+    return [json.dumps([c.label, encode(dict(c.args))], sort_keys=True) for c in cases]
+
+
+@pytest.mark.parametrize("chapter", chapters())
+def test_hidden_cases_depend_on_the_seed_only(chapter: str):
+    for ex in chapter_module(chapter).EXERCISES.values():
+        first = encoded(ex.cases(hidden=True, seed=11))
+        assert first == encoded(ex.cases(hidden=True, seed=11)), f"{ex.name}: not reproducible"
+        assert first != encoded(ex.cases(hidden=True, seed=12)), f"{ex.name}: ignores the seed"
+
+
+@pytest.mark.parametrize("chapter", chapters())
+def test_cases_are_plain_data_that_cross_the_sandbox_wire(chapter: str):
+    for ex in chapter_module(chapter).EXERCISES.values():
+        cases = ex.cases(hidden=False) + ex.cases(hidden=True, seed=0)
+        for case in cases:
+            text = json.dumps(encode(dict(case.args)), sort_keys=True)
+            back = decode(json.loads(text))
+            assert back.keys() == case.args.keys(), case.label
+            assert json.dumps(encode(back), sort_keys=True) == text, case.label
