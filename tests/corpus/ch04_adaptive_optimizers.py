@@ -267,6 +267,8 @@ def wrong(exercise: str, key: str, base: type, *edits: tuple[str, str]) -> type:
                                  "Adam": Adam}
     exec(compile(source, f"<corpus {exercise}: {key}>", "exec"), namespace)
     cls = namespace[base.__name__]
+    # The class's own text, so the grading-core tests can type it into a submission's cell.
+    cls.__corpus_source__ = source
     CORPUS.append((exercise, key, cls))
     return cls
 
