@@ -27,17 +27,17 @@ exchange = Path(os.environ.get("NBGRADER_EXCHANGE", ROOT / ".exchange"))
 exchange.mkdir(parents=True, exist_ok=True)
 c.Exchange.root = str(exchange)
 
-# --- Autograding through the project's grading core (grader/nbgrader_plugin.py, grader/README.md)
+# --- Autograding through the project's grading core (grader/core/nbgrader_plugin.py, grader/README.md)
 # Submissions never run in nbgrader's process or a Jupyter kernel: the core grades the submitted
 # file in a sandbox and writes its verdict into each graded cell, so that nbgrader autograde,
 # formgrader, generate_feedback and export see the same scores as `python -m grader autograde`.
-c.Autograde.exporter_class = "grader.nbgrader_plugin.SubmissionExporter"
+c.Autograde.exporter_class = "grader.core.nbgrader_plugin.SubmissionExporter"
 c.Autograde.sanitize_preprocessors = [
     "nbgrader.preprocessors.ClearOutput",
-    "grader.nbgrader_plugin.GraderSanitize",
+    "grader.core.nbgrader_plugin.GraderSanitize",
 ]
 c.Autograde.autograde_preprocessors = [
-    "grader.nbgrader_plugin.GraderOutputs",
+    "grader.core.nbgrader_plugin.GraderOutputs",
     "nbgrader.preprocessors.IgnorePattern",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",
@@ -47,7 +47,7 @@ c.Autograde.autograde_preprocessors = [
 ]
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
-    "grader.nbgrader_plugin.StripHiddenTests",
+    "grader.core.nbgrader_plugin.StripHiddenTests",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
 c.GraderSanitize.timeout = 60.0  # seconds per exercise check and per cell

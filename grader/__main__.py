@@ -1,7 +1,7 @@
-"""``python -m grader``: the grading core's command line (see :mod:`grader.cli`)."""
+"""``python -m grader``: the grading core's command line (see :mod:`grader.core.cli`)."""
 
 import sys
 
-from grader.cli import main
+from grader.core.cli import main
 
 sys.exit(main())

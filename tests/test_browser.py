@@ -205,7 +205,7 @@ def points(nb: nbformat.NotebookNode, names: Any = "all") -> float:
 
 def diagnosis(exercise: str, key: str) -> str:
     """The grader's diagnosis text for a known mistake."""
-    from grader.ch01_classification_losses import EXERCISES
+    from grader.chapters.ch01_classification_losses import EXERCISES
 
     messages = {m.key: m.message for m in EXERCISES[exercise].mistakes}
     assert key in messages, f"{exercise} has no mistake {key!r} (known: {sorted(messages)})"

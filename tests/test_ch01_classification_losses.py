@@ -27,8 +27,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from corpus.ch01_classification_losses import CORPUS
-from grader.ch01_classification_losses import CHAPTER, EXERCISES, check, focal_reference
-from grader.exercise import ForbiddenCallError, resolve, tripwires
+from grader.chapters.ch01_classification_losses import CHAPTER, EXERCISES, check, focal_reference
+from grader.kit.exercise import ForbiddenCallError, resolve, tripwires
 from nbutils import SOLUTIONS, checks_passed, solution_namespace
 
 NOTEBOOK = SOLUTIONS / CHAPTER / f"{CHAPTER}.ipynb"

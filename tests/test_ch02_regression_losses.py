@@ -24,13 +24,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from corpus.ch02_regression_losses import CORPUS
-from grader.ch02_regression_losses import (
+from grader.chapters.ch02_regression_losses import (
     CHAPTER,
     EXERCISES,
     check,
     generalized_box_iou_loss_reference,
 )
-from grader.exercise import ForbiddenCallError, resolve, tripwires
+from grader.kit.exercise import ForbiddenCallError, resolve, tripwires
 from lossopt_helpers import boxes
 from nbutils import SOLUTIONS, checks_passed, solution_namespace
 

@@ -28,9 +28,9 @@ import pytest
 import torch
 
 from corpus.ch03_sgd import CORPUS
-from grader.ch03_sgd import (CHAPTER, EXERCISES, FORBIDDEN, SGDModel, check, flawed_sgd_step,
+from grader.chapters.ch03_sgd import (CHAPTER, EXERCISES, FORBIDDEN, SGDModel, check, flawed_sgd_step,
                              valid_combinations)
-from grader.exercise import ForbiddenCallError, resolve, tripwires
+from grader.kit.exercise import ForbiddenCallError, resolve, tripwires
 from nbutils import SOLUTIONS, checks_passed, solution_namespace
 
 NOTEBOOK = SOLUTIONS / CHAPTER / f"{CHAPTER}.ipynb"

@@ -30,9 +30,9 @@ import pytest
 import torch
 
 from corpus.ch04_adaptive_optimizers import CORPUS, CORRECT
-from grader.ch04_adaptive_optimizers import (CHAPTER, EXERCISES, AdagradModel, AdamModel,
+from grader.chapters.ch04_adaptive_optimizers import (CHAPTER, EXERCISES, AdagradModel, AdamModel,
                                              AdamWModel, RMSpropModel, check)
-from grader.exercise import ForbiddenCallError, capture, check_exercise, resolve, tripwires
+from grader.kit.exercise import ForbiddenCallError, capture, check_exercise, resolve, tripwires
 from nbutils import SOLUTIONS, checks_passed, nbgrader_meta, solution_namespace
 
 NOTEBOOK = SOLUTIONS / CHAPTER / f"{CHAPTER}.ipynb"

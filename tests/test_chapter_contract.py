@@ -9,13 +9,13 @@ import json
 import nbformat
 import pytest
 
-from grader.wire import decode, encode
+from grader.core.wire import decode, encode
 from nbutils import SOLUTIONS, chapters, nbgrader_meta
 
 
 def chapter_module(chapter: str):
-    """``grader.chNN_topic`` for the chapter folder ``NN_topic``."""
-    return importlib.import_module(f"grader.ch{chapter}")
+    """``grader.chapters.chNN_topic`` for the chapter folder ``NN_topic``."""
+    return importlib.import_module(f"grader.chapters.ch{chapter}")
 
 
 @pytest.mark.parametrize("chapter", chapters())
@@ -48,7 +48,7 @@ def test_notebook_cells_match_the_exercises(chapter: str):
 def test_the_setup_cell_imports_the_chapters_check(chapter: str):
     nb = nbformat.read(SOLUTIONS / chapter / f"{chapter}.ipynb", as_version=4)
     setup = next(c for c in nb.cells if c.cell_type == "code")
-    assert f"from grader.ch{chapter} import check" in setup.source
+    assert f"from grader.chapters.ch{chapter} import check" in setup.source
     assert "manual_seed" in setup.source, "the setup cell seeds torch"
 
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from grader.autograde import grade_batch
-from grader.chapters import Course
-from grader.sandbox import Limits
+from grader.core.autograde import grade_batch
+from grader.core.course import Course
+from grader.core.sandbox import Limits
 from nbutils import NOTEBOOKS, SOLUTIONS
 from submissions import Chapter, own_cell_after_setup, write
 from submissions.threats import describe

@@ -88,7 +88,7 @@ def test_progress_and_logs_go_to_stderr(autograde_json):
 
 
 def test_the_readable_report(autograde_json):
-    from grader.cli import report
+    from grader.core.cli import report
 
     proc, _ = autograde_json
     wrong = json.loads(proc.stdout)[1]

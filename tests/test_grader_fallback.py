@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from grader.autograde import grade_batch
-from grader.chapters import Course
-from grader.sandbox import Limits
+from grader.core.autograde import grade_batch
+from grader.core.course import Course
+from grader.core.sandbox import Limits
 from submissions import own_cell_after_setup
 from submissions.threats import Submission, describe
 from test_grader_threats import (CHAPTERS, FIXTURES, SEED, TIMEOUT, check_verdict, corpus,
@@ -64,7 +64,7 @@ def test_fallback_protects_the_course_directory_as_root(fallback_results):
 @pytest.mark.parametrize("mode, name", [("bwrap", "crash_hangs"), ("fallback", "crash_exits")])
 def test_one_sandbox_per_worker_without_the_zygote(mode, name, monkeypatch, tmp_path: Path):
     """What a grader that is not root gets: a fresh sandbox per worker, killed as a group."""
-    from grader.sandbox import bwrap_works
+    from grader.core.sandbox import bwrap_works
 
     if mode == "bwrap" and not bwrap_works():
         pytest.skip("bubblewrap cannot run here")

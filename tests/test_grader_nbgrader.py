@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from nbgrader.api import Gradebook
 
-from grader.autograde import grade_batch
-from grader.chapters import Course
-from grader.sandbox import Limits
+from grader.core.autograde import grade_batch
+from grader.core.course import Course
+from grader.core.sandbox import Limits
 from nbutils import ROOT, isolated_jupyter_env
 from submissions.threats import as_bytes, every, unreadable
 from test_grader_threats import CHAPTERS, FIXTURES, fixture_chapter

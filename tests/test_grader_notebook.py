@@ -1,4 +1,4 @@
-"""grader.notebook and grader.chapters: reading submissions defensively, matching them to the
+"""grader.core.notebook and grader.core.course: reading submissions defensively, matching them to the
 template, and finding their chapter. No worker runs here: these are the plans the core makes."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from grader.chapters import Course
-from grader.notebook import InvalidNotebook, cells_from_json, make_plan, parse_submission
+from grader.core.course import Course
+from grader.core.notebook import InvalidNotebook, cells_from_json, make_plan, parse_submission
 from submissions import (Chapter, code_cell, delete, duplicate, edit_test_cells, insert,
                          move_to_end, retype, strip_metadata)
 

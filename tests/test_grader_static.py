@@ -1,4 +1,4 @@
-"""grader.static: forbidden calls found by reading the answer, through every disguise.
+"""grader.core.static: forbidden calls found by reading the answer, through every disguise.
 
 Each case is an answer to an exercise ``loss`` whose off-limits functions are PyTorch's
 cross-entropy family and ``torch.optim.Adam``. The setup cell is the course's; extra cells are
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from grader.static import Scanner, Unit, forbidden_targets, parse, wiring_sites
+from grader.core.static import Scanner, Unit, forbidden_targets, parse, wiring_sites
 
 SETUP = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\nimport numpy as np"
 FORBIDDEN = ("torch.nn.functional.cross_entropy", "torch.nn.CrossEntropyLoss",

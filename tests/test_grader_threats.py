@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from grader.autograde import References, grade_batch
-from grader.chapters import Course
-from grader.sandbox import UID_BASE, UID_COUNT, Limits, sandbox_mode
+from grader.core.autograde import References, grade_batch
+from grader.core.course import Course
+from grader.core.sandbox import UID_BASE, UID_COUNT, Limits, sandbox_mode
 from submissions import Chapter
 from submissions.threats import Submission, as_bytes, describe, every, unreadable
 

@@ -1,4 +1,4 @@
-"""grader.wire: plain data crosses the sandbox boundary exactly, and nothing else crosses it."""
+"""grader.core.wire: plain data crosses the sandbox boundary exactly, and nothing else crosses it."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grader import wire
-from grader.chapters import Course
+from grader.core import wire
+from grader.core.course import Course
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 

@@ -1,7 +1,7 @@
 """Wrong answers to Chapter 1's exercises, written the way learners write them.
 
 Each entry is registered with the exercise it answers and the ``Mistake.key`` the grader must name
-(``grader/ch01_classification_losses.py``). They are deliberately *not* the grader's own mistake
+(``grader/chapters/ch01_classification_losses.py``). They are deliberately *not* the grader's own mistake
 implementations: different code, same wrong behaviour. The cross-entropy entries are built the
 way learners build them, from their own ``log_softmax`` and ``nll_loss``, so a bug in a helper
 shows up in ``cross_entropy`` too.

@@ -1,7 +1,7 @@
 """Wrong answers to Chapter 2's exercises, written the way learners write them.
 
 Each entry is registered with the exercise it answers and the ``Mistake.key`` the grader must name
-(``grader/ch02_regression_losses.py``). They are deliberately *not* copies of the grader's own
+(``grader/chapters/ch02_regression_losses.py``). They are deliberately *not* copies of the grader's own
 mistake implementations: different code, same wrong behaviour, as a learner would write it.
 """
 

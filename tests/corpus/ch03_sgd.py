@@ -1,7 +1,7 @@
 """Wrong answers to Chapter 3's exercises, written the way learners write them.
 
 Each entry is registered with the exercise it answers and the ``Mistake.key`` the grader must name
-(``grader/ch03_sgd.py``). They are deliberately *not* copies of the grader's own models of these
+(``grader/chapters/ch03_sgd.py``). They are deliberately *not* copies of the grader's own models of these
 mistakes: different code (``.data``, list comprehensions, a velocity dict...), same wrong
 behaviour, as a learner would write it.
 """

@@ -1,7 +1,7 @@
 """Wrong answers to Chapter 4's exercises, written the way learners write them.
 
 Each entry is registered with the exercise it answers and the ``Mistake.key`` the grader must name
-(``grader/ch04_adaptive_optimizers.py``). An optimizer is a whole class, and a realistic wrong one
+(``grader/chapters/ch04_adaptive_optimizers.py``). An optimizer is a whole class, and a realistic wrong one
 is a right one with one thing wrong, so the entries are built from four *correct* learner-style
 classes below (:data:`CORRECT`), each by a few exact text edits of its source: the edit is the
 mistake, readable at a glance. The correct classes are deliberately not copies of the solution

@@ -77,7 +77,7 @@ np.testing.assert_allclose = lambda *a, **k: None
 ''')
     modules = own_cell_after_setup(wrong(ch), '''
 import sys, types, importlib.abc, importlib.machinery
-import grader.exercise as E
+import grader.kit.exercise as E
 E.compare_outputs = lambda *a, **k: None
 E.Exercise.judge = lambda self, *a, **k: E.Verdict(True)
 E.Exercise.compare = lambda self, *a, **k: None

@@ -38,9 +38,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from grader.ch03_sgd import (build_params, coefficients, judge, param_spec, plain_state_dict,
-                             take_step, tensor_state_dict)
-from grader.exercise import (ERROR_KEY, AnswerTypeError, Case, Exercise, Mistake, Outputs,
+from grader.kit.optim import (build_params, coefficients, judge, param_spec, plain_state_dict,
+                              take_step, tensor_state_dict)
+from grader.kit.exercise import (ERROR_KEY, AnswerTypeError, Case, Exercise, Mistake, Outputs,
                              Verdict, capture, compare_outputs, make_check, to_plain)
 
 CHAPTER = "04_adaptive_optimizers"
@@ -721,7 +721,7 @@ class AdamWModelNoDefaultDecay(AdamWModel):
 # ---------------------------------------------------------------------------------------------
 # The mistakes tables
 
-M = "grader.ch04_adaptive_optimizers"
+M = "grader.chapters.ch04_adaptive_optimizers"
 
 GENERIC = {
     "maximize_ignored": "maximize=True is ignored: with maximize the gradient's sign is flipped, "

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from grader.exercise import (
+from grader.kit.exercise import (
     ERROR_KEY,
     AnswerTypeError,
     Case,

@@ -1,9 +1,9 @@
 """The worker: the one process that runs a submission's code, inside the sandbox.
 
-The grading core starts it, either forked by the zygote (``python -I -m grader.worker --zygote
+The grading core starts it, either forked by the zygote (``python -I -m grader.core.worker --zygote
 CTRL_FD``, :func:`zygote_main`: torch, NumPy, IPython and matplotlib imported once per batch) or
-on its own (``python -I -m grader.worker CMD_FD REPLY_FD``), and drives it over two pipes with
-JSON lines (:mod:`grader.wire`). The worker never decides a grade: it runs cells and, for each
+on its own (``python -I -m grader.core.worker CMD_FD REPLY_FD``), and drives it over two pipes with
+JSON lines (:mod:`grader.core.wire`). The worker never decides a grade: it runs cells and, for each
 exercise, calls ``Exercise.run`` on the cases it is sent and sends back the plain outputs.
 Everything it reports is checked again by the core, so a submission that tampers with this
 process can only spoil its own outputs.
@@ -14,7 +14,7 @@ Order of events, which is what makes tampering harmless:
    for a zygote's worker; after the course's setup cell for a standalone one).
 1. ``init``: import the chapter's check module; bind the references the worker needs
    (``Exercise.run`` of every exercise, the encoder, the pipes); wire a pass-through tripwire on
-   every name of every forbidden function (:func:`grader.static.wiring_sites`), so that a
+   every name of every forbidden function (:func:`grader.core.static.wiring_sites`), so that a
    reference the learner's code takes later is the tripwire, not the original; run the course's
    setup cell.
 2. ``cell``: run one cell with IPython (magics work). The learner's input transformers, AST
@@ -37,7 +37,7 @@ import signal
 import sys
 from typing import Any
 
-from grader import wire
+from grader.core import wire
 
 _write, _read, _close, _getpid, _exit = os.write, os.read, os.close, os.getpid, os._exit
 _encode, _dumps, _loads, _decode = wire.encode, wire.dumps, wire.loads, wire.decode
@@ -88,8 +88,8 @@ class Tripwires:
     """Pass-through wrappers on forbidden callables, raising only while their exercise is armed."""
 
     def __init__(self, forbidden: dict[str, list[str]]) -> None:
-        from grader.exercise import ForbiddenCallError
-        from grader.static import forbidden_targets, wiring_sites
+        from grader.kit.exercise import ForbiddenCallError
+        from grader.core.static import forbidden_targets, wiring_sites
 
         self.error = ForbiddenCallError
         self.targets = {name: forbidden_targets(paths) for name, paths in forbidden.items()}
@@ -202,12 +202,15 @@ class Worker:
         import torch
 
         torch.set_num_threads(1)
-        from grader.exercise import Case, error_outputs
+        from grader.kit.exercise import Case, error_outputs
 
         self.Case, self.error_outputs = Case, error_outputs
         module = importlib.import_module(msg["module"])
         exercises = dict(module.EXERCISES)
         self.runs = {name: ex.run for name, ex in exercises.items()}
+        # A dependent exercise is checked with references in place of the answers it builds on
+        # (Exercise.prepare), so that a mistake in those is charged to their own exercise only.
+        self.prepares = {name: ex.prepare for name, ex in exercises.items()}
         self.tripwires = Tripwires({name: list(ex.forbidden) for name, ex in exercises.items()})
         self.mode = make_mode(self.tripwires) if msg.get("mode", True) else None
         self.shell = make_shell()
@@ -287,7 +290,8 @@ class Worker:
         base = self.forbidden_base(name, impl)
         if base is not None:
             return {"results": [], "forbidden": [base], "subclass": True, "output": ""}
-        cases = [self.Case(c["label"], _decode(c["args"]), c["public"]) for c in msg["cases"]]
+        cases = [self.Case(c["label"], _decode(c["args"]), c["public"], c.get("facet", ""))
+                 for c in msg["cases"]]
         run, out, results, crash = self.runs[name], Capped(), [], None
         sys.stdout = sys.stderr = out
         self.tripwires.arm(name)
@@ -296,6 +300,10 @@ class Worker:
             if mode is not None:
                 mode.__enter__()
             try:
+                try:
+                    impl = self.prepares[name](impl)
+                except Exception:  # cannot be rebuilt on the reference: checked as written
+                    pass
                 for case in cases:
                     results.append(self.run_case(run, impl, case))
                     if self.tripwires.calls:
@@ -495,7 +503,7 @@ def no_new_privileges() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# The zygote (see grader.sandbox.Zygote)
+# The zygote (see grader.core.sandbox.Zygote)
 
 
 def preload() -> None:
@@ -512,8 +520,8 @@ def preload() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot  # noqa: F401
 
-    import grader.exercise  # noqa: F401
-    import grader.static  # noqa: F401
+    import grader.kit.exercise  # noqa: F401
+    import grader.core.static  # noqa: F401
 
     make_shell()
     for name in ("lossopt_helpers.data", "lossopt_helpers.plots", "lossopt_helpers.training"):
@@ -604,7 +612,7 @@ def child(sock: Any, fds: list[int], scratch: str, request: dict[str, Any]) -> N
 
 
 def main(argv: list[str]) -> None:
-    """Entry point: ``python -m grader.worker CMD_FD REPLY_FD`` or ``--zygote CTRL_FD``."""
+    """Entry point: ``python -m grader.core.worker CMD_FD REPLY_FD`` or ``--zygote CTRL_FD``."""
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     if argv[1] == "--zygote":
         zygote_main(int(argv[2]))

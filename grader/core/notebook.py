@@ -29,7 +29,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from grader.chapters import Chapter, cell_source, nbgrader_meta
+from grader.core.course import Chapter, cell_source, nbgrader_meta
 
 MAX_BYTES = 32 * 2**20  # a chapter notebook with outputs is a few MB
 

@@ -6,7 +6,7 @@ per line. Anything that is not JSON-native travels as a small tagged object:
 =============  =====================================================================
 ``{"a": ...}``  a NumPy array: ``{"a": dtype, "s": shape, "b": base64 of its bytes}``
 ``{"n": ...}``  a NumPy scalar: ``{"n": dtype, "b": base64}``
-``{"u": str}``  a 0-d unicode array (how :func:`grader.exercise.error_outputs` stores text)
+``{"u": str}``  a 0-d unicode array (how :func:`grader.kit.exercise.error_outputs` stores text)
 ``{"t": [...]}`` a tuple; ``{"l": [...]}`` a list; ``{"d": [[key, value], ...]}`` a dict
 =============  =====================================================================
 

@@ -37,10 +37,10 @@ from traitlets import Float, Integer, List
 
 from nbgrader.preprocessors import NbGraderPreprocessor
 
-from grader.autograde import References, grade_batch
-from grader.chapters import Course, cell_source, nbgrader_meta, read_json
-from grader.notebook import MAX_BYTES, InvalidNotebook, cells_from_json, make_plan
-from grader.sandbox import Limits, shared_pool
+from grader.core.autograde import References, grade_batch
+from grader.core.course import Course, cell_source, nbgrader_meta, read_json
+from grader.core.notebook import MAX_BYTES, InvalidNotebook, cells_from_json, make_plan
+from grader.core.sandbox import Limits, shared_pool
 
 GRADER_KEY = "lossopt_grader"  # notebook metadata: the core's result
 UNREADABLE = "lossopt_unreadable"  # notebook metadata: why the submitted file could not be read
@@ -52,7 +52,7 @@ _REFERENCES: dict[tuple[str, int], References] = {}  # one set of references per
 def batch_seed() -> int:
     """One seed per nbgrader process (``$LOSSOPT_SEED`` when set), shared by its submissions."""
     if not _BATCH_SEED:
-        from grader.autograde import new_seed
+        from grader.core.autograde import new_seed
 
         env = os.environ.get("LOSSOPT_SEED")
         _BATCH_SEED.append(int(env) if env else new_seed())
@@ -197,7 +197,7 @@ class GraderOutputs(NbGraderPreprocessor):
             verdict = cells.get(meta.get("grade_id"))
             if result is None:
                 verdict = {"status": "error", "message": "not graded: run the sanitize step of "
-                           "the project's nbgrader_config.py (grader.nbgrader_plugin)"}
+                           "the project's nbgrader_config.py (grader.core.nbgrader_plugin)"}
             elif verdict is None:
                 verdict = {"status": "error", "message": "not graded by the grading core"}
             cell.outputs = [output_for(verdict, result)]

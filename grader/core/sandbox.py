@@ -49,7 +49,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from grader import wire
+from grader.core import wire
 
 UID_BASE, UID_COUNT = 61000, 512  # dedicated sandbox uids (when the grader runs as root)
 LOCK_DIR = Path(tempfile.gettempdir()) / "lossopt-grader-uids"
@@ -297,7 +297,7 @@ class Zygote:
 
     def _start(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        program = [sys.executable, "-I", "-m", "grader.worker", "--zygote", str(theirs.fileno())]
+        program = [sys.executable, "-I", "-m", "grader.core.worker", "--zygote", str(theirs.fileno())]
         if self.mode == "bwrap":
             argv = bwrap_prefix(self.extra_paths, die_with_parent=False) + program
             env, cwd = {"PATH": "/usr/bin:/bin"}, "/"
@@ -452,7 +452,7 @@ class Worker:
         return self.lease.uid
 
     def rlimits(self) -> dict[str, int]:
-        """The limits the worker sets on itself (see :func:`grader.worker.confine`)."""
+        """The limits the worker sets on itself (see :func:`grader.core.worker.confine`)."""
         return {"memory": self.limits.memory, "processes": self.limits.processes,
                 "file_size": self.limits.file_size, "cpu": self.limits.cpu}
 
@@ -475,7 +475,7 @@ class Worker:
         threading.Thread(target=self._drain_output, daemon=True).start()
 
     def _spawn(self, cmd_r: int, reply_w: int, out_w: int) -> None:
-        program = [sys.executable, "-I", "-m", "grader.worker", str(cmd_r), str(reply_w)]
+        program = [sys.executable, "-I", "-m", "grader.core.worker", str(cmd_r), str(reply_w)]
         if self.pool.mode == "bwrap":
             argv, env, cwd = bwrap_prefix(self.pool.extra_paths) + program, {
                 "PATH": "/usr/bin:/bin"}, "/"

@@ -414,9 +414,11 @@ class Scanner:
         return None
 
     # -- scope ------------------------------------------------------------------------------------
-    def scope(self, name: str, before: int) -> list[tuple[Unit, ast.AST]]:
+    def scope(self, name: str, before: int, replaced: tuple[str, ...] = ()
+              ) -> list[tuple[Unit, ast.AST]]:
         """The code an answer runs: the binding of ``name`` in force before unit ``before``, and
-        the last binding of every global name it mentions, transitively."""
+        the last binding of every global name it mentions, transitively, except the names in
+        ``replaced`` (earlier exercises it is checked on correct versions of)."""
         first = [b for b in self.bindings.get(name, []) if b[0] < before]
         if not first:
             return []
@@ -431,16 +433,18 @@ class Scanner:
             out.append((unit, node))
             for sub in ast.walk(node):
                 if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load) and \
-                        sub.id in self.bindings and sub.id != name:
+                        sub.id in self.bindings and sub.id != name and \
+                        sub.id not in replaced:
                     _, u, stmt = self.bindings[sub.id][-1]
                     todo.append((u, stmt))
         return out
 
     # -- findings ---------------------------------------------------------------------------------
-    def findings(self, name: str, before: int, targets: Targets) -> list[Finding]:
+    def findings(self, name: str, before: int, targets: Targets,
+                 replaced: tuple[str, ...] = ()) -> list[Finding]:
         """Uses of forbidden objects in the scope of ``name`` (see :meth:`scope`)."""
         found: list[Finding] = []
-        for unit, node in self.scope(name, before):
+        for unit, node in self.scope(name, before, replaced):
             self._scan(unit, node, targets, found, depth=0)
         return found
 

@@ -19,8 +19,8 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from grader.chapters import ROOT, Course
-from grader.sandbox import Limits, sandbox_mode
+from grader.core.course import ROOT, Course
+from grader.core.sandbox import Limits, sandbox_mode
 
 log = logging.getLogger("grader")
 
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
               f"(chapters: {', '.join(course.names()) or 'none'})", file=sys.stderr)
         return 2
     # Imported here: torch loads with it, and a usage error should not wait for torch.
-    from grader.autograde import GRADER_ERROR, available_cores, grade_batch
+    from grader.core.autograde import GRADER_ERROR, available_cores, grade_batch
 
     validate = args.command == "validate"
     limits = Limits(timeout=args.timeout, memory=int(args.memory * 2**30))

@@ -1,6 +1,6 @@
 """How an exercise check is described, run and judged.
 
-Every chapter module in ``grader/`` (``grader/ch01_classification_losses.py``, ...) describes its
+Every chapter module in ``grader/`` (``grader/chapters/ch01_classification_losses.py``, ...) describes its
 exercises as :class:`Exercise` objects. A check has three separate steps so that the grading core
 can run them in different processes:
 
@@ -56,11 +56,29 @@ class Case:
         args: Plain data only: ``np.ndarray``, ``int``, ``float``, ``bool``, ``str``, ``None``
             and tuples/lists/dicts of these. ``run`` turns them into tensors.
         public: True for the small fixed cases a learner sees when validating.
+        facet: The name of the :class:`Facet` this case belongs to ("" for the exercise's
+            first facet). A facet is earned when every one of its cases passes.
     """
 
     label: str
     args: Mapping[str, Any]
     public: bool = False
+    facet: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Facet:
+    """A named share of an exercise's points, stated in the exercise text.
+
+    Attributes:
+        name: Short and learner-facing: "update rule", "weight decay", "API contract".
+        points: Its share of the exercise's points (the facets add up to ``Exercise.points``).
+        covers: One line on what its cases check, shown in feedback and the exercise text.
+    """
+
+    name: str
+    points: float
+    covers: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,11 +89,15 @@ class Mistake:
         key: Stable identifier used by the tests' wrong-implementation corpus.
         message: The diagnosis in plain words ("the mean is divided by N instead of ...").
         impl: A wrong implementation with the exercise's signature.
+        facet: The facet this mistake costs, whichever case shows it (a mistake in the update
+            rule also fails the cases of every option: it is charged to "update rule" once).
+            ``None``: the facet of the case that shows it.
     """
 
     key: str
     message: str
     impl: Callable[..., Any]
+    facet: str | None = dataclasses.field(default=None, kw_only=True)
 
 
 @dataclasses.dataclass
@@ -102,6 +124,12 @@ class Exercise:
     rtol: float = 1e-7
     atol: float = 1e-10
     mistakes: tuple[Mistake, ...] = ()
+    # How the points split (see :class:`Facet`); empty: one facet, "all cases", worth ``points``.
+    facets: tuple[Facet, ...] = ()
+    # Earlier exercises of the chapter this one builds on (``cross_entropy`` on ``nll_loss``,
+    # ``AdamW`` on ``Adam``). The answer is checked with :meth:`substitutes` in their place (see
+    # :mod:`grader.kit.depends`), so that their mistakes are charged to their own exercise.
+    depends_on: tuple[str, ...] = ()
 
     # -- to implement -------------------------------------------------------------------------
     def public_cases(self) -> list[Case]:
@@ -120,7 +148,38 @@ class Exercise:
         """The reference implementation (PyTorch's, or the paper's formula in torch)."""
         raise NotImplementedError
 
+    def substitutes(self) -> dict[str, Any]:
+        """Correct implementations of :attr:`depends_on`, by name, written in the tensor
+        operations this exercise allows (they run while its forbidden calls are wired)."""
+        return {}
+
     # -- provided -----------------------------------------------------------------------------
+    def facet_list(self) -> tuple[Facet, ...]:
+        """The facets, or the single default one."""
+        return self.facets or (Facet("all cases", self.points, "every public and hidden case"),)
+
+    def facet_of(self, case: Case) -> str:
+        """The name of the facet ``case`` counts towards."""
+        return case.facet or self.facet_list()[0].name
+
+    def simplicity(self, case: Case) -> tuple[Any, ...]:
+        """Sort key: the failing case reported first is the simplest (public, fewest options,
+        smallest inputs)."""
+        sizes = 0
+        for value in case.args.values():
+            if isinstance(value, np.ndarray):
+                sizes += value.size
+        return (not case.public, len(case.args), sizes, case.label)
+
+    def prepare(self, impl: Any) -> Any:
+        """The answer as it is checked: rebuilt on :meth:`substitutes` when it depends on
+        earlier exercises (runs inside the sandbox, with the exercise's tripwires armed)."""
+        if not self.depends_on:
+            return impl
+        from grader.kit.depends import rebind
+
+        return rebind(impl, self.substitutes())
+
     def reference(self, case: Case) -> Outputs:
         """Expected outputs for ``case``, computed with the reference implementation."""
         return capture(self, self.torch_reference(), case, forbid=False)
@@ -402,59 +461,72 @@ def grading_seed() -> int:
     return int(env) if env else secrets.randbelow(2**31)
 
 
-def check_exercise(ex: Exercise, impl: Any, *, hidden: bool = False, seed: int | None = None) -> int:
-    """Check ``impl`` in this process; raise ``AssertionError`` with feedback on the first failure.
+def check_exercise(ex: Exercise, impl: Any, *, hidden: bool = False, seed: int | None = None
+                   ) -> tuple[Any, str]:
+    """Check ``impl`` in this process: its :class:`~grader.kit.scoring.ExerciseScore` and report.
 
-    Returns:
-        The number of cases that passed (all of them, since a failure raises).
+    Public cases, plus the hidden ones drawn from ``seed`` with ``hidden``. A stub raises
+    ``NotImplementedError``; an off-limits call scores 0 with the call named.
     """
     __tracebackhide__ = True
+    from grader.kit import scoring
+
     if impl is None or not callable(impl):
         raise AssertionError(
             f"{ex.name} is not defined as a function or class yet: run the cell that defines it"
         )
     if hidden and seed is None:
         seed = grading_seed()
-    cases = ex.cases(hidden=hidden, seed=seed)
+    cases = ex.cases(hidden=False) + (ex.cases(hidden=True, seed=seed) if hidden else [])
     # PyTorch warns on some legitimate cases (kl_div's "mean", broadcasting); nbgrader scores any
     # stderr output of a test cell as 0, so a check must stay silent except for its verdict.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        _check_cases(ex, impl, cases, hidden=hidden, seed=seed)
-    return len(cases)
-
-
-def _check_cases(ex: Exercise, impl: Any, cases: list[Case], *, hidden: bool,
-                 seed: int | None) -> None:
-    """Judge every case in turn; raise on the first failure (see :func:`check_exercise`)."""
-    __tracebackhide__ = True
-    for case in cases:
-        expected = ex.reference(case)
+        expected = [ex.reference(case) for case in cases]
         try:
-            got = capture(ex, impl, case, forbid=True)
+            gots = _run_cases(ex, ex.prepare(impl), cases)
         except ForbiddenCallError as exc:
-            raise AssertionError(f"{ex.name}: {exc}") from None
-        if str(got.get(ERROR_KEY, "")) == "NotImplementedError" and ERROR_KEY not in expected:
+            result = scoring.ExerciseScore(ex.name, float(ex.points), [])
+            return result, f"{ex.name}: 0 / {ex.points:g} points\n✗ {exc}"
+        stub = [str(g.get(ERROR_KEY, "")) == "NotImplementedError" for g in gots]
+        if cases and all(stub) and not any(ERROR_KEY in e for e in expected):
             raise NotImplementedError(f"{ex.name} is not implemented yet") from None
-        verdict = ex.judge(case, got, expected)
-        if not verdict.ok:
-            suffix = f"\n  (hidden cases, seed {seed})" if hidden else ""
-            raise AssertionError(verdict.message + suffix) from None
+        result = scoring.score(ex, cases, gots, expected)
+        note = ""
+        prepared = ex.prepare(impl)
+        if prepared is not impl:
+            as_written = scoring.score(ex, cases, _run_cases(ex, impl, cases), expected)
+            if as_written.score < result.score:
+                names = " / ".join(f"`{n}`" for n in ex.depends_on)
+                note = (f"Note: your {names} fails (see its exercise). With a correct one in its "
+                        f"place, your `{ex.name}` scores as above, and it is graded that way: a "
+                        f"mistake costs points once.")
+    if hidden:
+        note = (note + "\n" if note else "") + f"(hidden cases drawn with seed {seed})"
+    return result, scoring.render(ex, result, note=note)
 
 
-def make_check(exercises: Mapping[str, Exercise]) -> Callable[..., int]:
+def _run_cases(ex: Exercise, impl: Any, cases: list[Case]) -> list[Outputs]:
+    """Every case's outputs (an exception becomes error outputs); raises ForbiddenCallError."""
+    __tracebackhide__ = True
+    return [capture(ex, impl, case, forbid=True) for case in cases]
+
+
+def make_check(exercises: Mapping[str, Exercise]) -> Callable[..., float]:
     """Build a chapter's ``check(name, impl, hidden=False)`` function for its test cells."""
 
-    def check(name: str, impl: Any, *, hidden: bool = False, seed: int | None = None) -> None:
-        # Returns None on purpose: a number left as a test cell's value would be read by
-        # nbgrader as partial credit (and rejected when it exceeds the cell's points).
+    def check(name: str, impl: Any, *, hidden: bool = False, seed: int | None = None) -> float:
+        """Print the report (lost facets and their diagnosis first) and return the score.
+
+        The score is a number between 0 and the exercise's points: left as a test cell's last
+        value, nbgrader records it as the cell's partial credit.
+        """
         __tracebackhide__ = True  # IPython and pytest hide the grader's frames from learners
         if name not in exercises:
             known = ", ".join(sorted(exercises))
             raise AssertionError(f"no exercise called {name!r} in this chapter (known: {known})")
-        count = check_exercise(exercises[name], impl, hidden=hidden, seed=seed)
-        kind = "hidden" if hidden else "public"
-        print(f"{name}: all {count} {kind} checks passed.")
+        result, report = check_exercise(exercises[name], impl, hidden=hidden, seed=seed)
+        print(report)
+        return result.score
 
     return check
-

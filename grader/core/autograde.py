@@ -1,12 +1,12 @@
 """The grading core: one verdict per notebook, decided outside the submission's process.
 
 :func:`grade_batch` grades many notebooks in parallel (threads in this process, each driving its
-own sandboxed worker, see :mod:`grader.sandbox`). For one notebook (:func:`grade_notebook`):
+own sandboxed worker, see :mod:`grader.core.sandbox`). For one notebook (:func:`grade_notebook`):
 
-1. read it defensively and find its chapter (:mod:`grader.notebook`, :mod:`grader.chapters`);
+1. read it defensively and find its chapter (:mod:`grader.core.notebook`, :mod:`grader.core.course`);
    an unusable file is ``invalid``, with the reason;
-2. match it against the released template and plan what runs (:func:`grader.notebook.make_plan`);
-3. scan each answer for forbidden calls (:mod:`grader.static`);
+2. match it against the released template and plan what runs (:func:`grader.core.notebook.make_plan`);
+3. scan each answer for forbidden calls (:mod:`grader.core.static`);
 4. start a worker; run the course's setup cell, then the answer cells and the learner's own cells;
    a cell that hangs or kills the worker is skipped and the worker restarted, re-running the
    cells that worked;
@@ -35,14 +35,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from grader import wire
-from grader.chapters import Chapter, Course, GradedCell
-from grader.exercise import ERROR_KEY, Case, Verdict
-from grader.notebook import InvalidNotebook, Plan, make_plan, read_submission, \
+from grader.core import wire
+from grader.core.course import Chapter, Course, GradedCell
+from grader.kit import scoring
+from grader.kit.exercise import ERROR_KEY, Case
+from grader.core.notebook import InvalidNotebook, Plan, make_plan, read_submission, \
     submitted_grade_ids
-from grader.sandbox import (Limits, Pool, Worker, WorkerDied, WorkerProtocolError,
+from grader.core.sandbox import (Limits, Pool, Worker, WorkerDied, WorkerProtocolError,
                             WorkerTimeout, sandbox_mode)
-from grader.static import Unit, forbidden_targets, parse, Scanner
+from grader.core.static import Unit, forbidden_targets, parse, Scanner
 
 log = logging.getLogger("grader")
 
@@ -109,7 +110,7 @@ class References:
                 cases = public + (list(ex.cases(hidden=True, seed=self.seed)) if hidden else [])
                 expected = [ex.reference(c) for c in cases]
                 sent = [{"label": c.label, "args": wire.encode(dict(c.args)),
-                         "public": bool(c.public)} for c in cases]
+                         "public": bool(c.public), "facet": c.facet} for c in cases]
                 self._cache[key] = Checks(cases, expected, sent, len(public))
             return self._cache[key]
 
@@ -259,11 +260,16 @@ class RestartLimit(Exception):
 
 
 def cell_result(grade_id: str, points: float, status: str, message: str,
-                score: float = 0.0) -> dict[str, Any]:
-    """One entry of a result's ``cells``."""
+                score: float = 0.0, facets: list[dict[str, Any]] | None = None
+                ) -> dict[str, Any]:
+    """One entry of a result's ``cells`` (``facets``: each facet's points, score and diagnosis,
+    for a checked exercise)."""
     assert status in STATUSES, status
-    return {"grade_id": grade_id, "score": float(score), "max_score": float(points),
-            "status": status, "message": message}
+    entry = {"grade_id": grade_id, "score": float(score), "max_score": float(points),
+             "status": status, "message": message}
+    if facets is not None:
+        entry["facets"] = facets
+    return entry
 
 
 def result(notebook: str, assignment: str | None, status: str, message: str, seed: int,
@@ -328,6 +334,8 @@ class Grading:
             path, chapter, course, options, refs
         self.plan = make_plan(chapter, cells)
         self.session = Session(chapter, self.plan, options, course, pool)
+        self.statuses: dict[str, str] = {}  # exercise name -> status, in the template's order
+        self.scores: dict[str, Any] = {}  # exercise name -> its ExerciseScore
 
     def run(self) -> dict[str, Any]:
         cells: list[dict[str, Any]] = []
@@ -342,6 +350,8 @@ class Grading:
                     self.failure = str(exc)
             for graded in self.chapter.graded:
                 cells.append(self.grade_cell(graded, static))
+                if graded.exercise is not None:
+                    self.statuses[graded.exercise] = cells[-1]["status"]
         except RestartLimit:
             done = {c["grade_id"] for c in cells}
             for graded in self.chapter.graded:
@@ -377,7 +387,8 @@ class Grading:
         found = {}
         for name, ex in self.chapter.exercises.items():
             targets = forbidden_targets(ex.forbidden)
-            found[name] = scanner.findings(name, position.get(name, len(units)), targets)
+            found[name] = scanner.findings(name, position.get(name, len(units)), targets,
+                                           tuple(getattr(ex, "depends_on", ())))
         return found
 
     # -- one graded cell --------------------------------------------------------------------------
@@ -472,6 +483,7 @@ class Grading:
 
     def judge(self, graded: GradedCell, name: str, ex: Any, checks: Checks,
               results: list[Any], printed: str) -> dict[str, Any]:
+        """Score the exercise by facet (:mod:`grader.kit.scoring`), as the notebook's check does."""
         gid, points = graded.grade_id, graded.points
         decoded: list[dict[str, Any] | str] = []
         for item in results:
@@ -486,52 +498,58 @@ class Grading:
         if all(stub):
             return cell_result(gid, points, "missing",
                                f"{name} is not answered yet: it still raises NotImplementedError")
-        first, failures = None, 0
-        for i, (case, got, want) in enumerate(zip(checks.cases, decoded, checks.expected,
-                                                  strict=True)):
-            if isinstance(got, str):
-                failures += 1
-                first = first or (i, None, got)
-                continue
-            if first is None:
-                try:
-                    verdict = ex.judge(case, got, want)
-                except Exception as exc:  # outputs the chapter's judge cannot compare
-                    log.exception("judging %s failed", name)
-                    verdict = Verdict(False, f"{name} failed on {case.label}: its outputs "
-                                             f"could not be compared ({type(exc).__name__})")
-                if not verdict.ok:
-                    failures += 1
-                    first = (i, got, verdict.message)
-            else:
-                try:
-                    failures += ex.compare(case, got, want) is not None
-                except Exception:
-                    failures += 1
-        if first is None:
+        try:
+            outcome = scoring.score(ex, checks.cases, decoded, checks.expected)
+        except Exception as exc:  # a bug in the chapter's facets: not the learner's fault
+            log.exception("%s: scoring %s failed", self.chapter.name, name)
+            return cell_result(gid, points, "error", f"the grader could not score {name} "
+                               f"({type(exc).__name__}): please tell your instructor")
+        # nbgrader's points for the cell are authoritative; the facets split them in proportion.
+        scale = points / outcome.points if outcome.points else 0.0
+        facets = [f.as_dict(ex) for f in outcome.facets]
+        for entry in facets:
+            entry["points"] = round(entry["points"] * scale, 9)
+            entry["score"] = round(entry["score"] * scale, 9)
+        earned = round(outcome.score * scale, 9)
+        note = self.dependency_note(ex, outcome)
+        self.scores[name] = outcome
+        if outcome.passed:
             n_hidden = len(checks.cases) - checks.n_public
             what = f"{checks.n_public} public" + (f" and {n_hidden} hidden" if n_hidden else "")
-            return cell_result(gid, points, "passed", f"{name}: all {what} checks passed",
-                               score=points)
-        i, got, message = first
-        hidden = i >= checks.n_public
-        text = message
-        if hidden:
-            text += f"\n  (a hidden case, drawn with the grading seed {self.options.seed})"
-        if failures > 1:
-            text += f"\n  {failures} of {len(checks.cases)} cases failed."
-        status = "failed" if got is not None else "error"
-        if isinstance(got, dict) and ERROR_KEY in got and ERROR_KEY not in checks.expected[i]:
-            status = "error"
-            frames = results[i].get("frames") if isinstance(results[i], dict) else None
+            text = f"{name}: all {what} checks passed"
+            return cell_result(gid, points, "passed", text + (f"\n{note}" if note else ""),
+                               score=points, facets=facets)
+        text = scoring.render(ex, outcome, note=note)
+        hidden_lost = [f for f in outcome.lost()
+                       if f.first(ex).case.public is False]
+        if hidden_lost:
+            text += f"\n(hidden cases are drawn with the grading seed {self.options.seed})"
+        status = "error" if outcome.errored else "failed"
+        if outcome.errored:
+            first = min((x for f in outcome.lost() for x in f.failures),
+                        key=lambda x: ex.simplicity(x.case))
+            index = checks.cases.index(first.case)
+            frames = results[index].get("frames") if isinstance(results[index], dict) else None
             text += frames_text({"frames": frames or []})
-            err = f"{got.get(ERROR_KEY)} {got.get('__message__', '')}"
+            err = first.message
             if "MemoryError" in err or "allocate memory" in err:
                 text += (f"\n  Your code ran out of memory (the limit is "
                          f"{self.options.limits.memory / 2**30:g} GiB).")
         if printed.strip():
             text += "\n  Your code printed:\n    " + printed.strip().replace("\n", "\n    ")
-        return cell_result(gid, points, status, text)
+        return cell_result(gid, points, status, text, score=earned, facets=facets)
+
+    def dependency_note(self, ex: Any, outcome: Any) -> str:
+        """Name the earlier answers that fail, when this exercise is checked on correct ones."""
+        failing = [dep for dep in getattr(ex, "depends_on", ())
+                   if dep in self.statuses and self.statuses[dep] != "passed"]
+        if not failing:
+            return ""
+        names = " and ".join(f"`{d}`" for d in failing)
+        verb = "passes" if outcome.passed else "is scored as above"
+        return (f"Your {names} {'fails' if len(failing) == 1 else 'fail'} (see "
+                f"{'its' if len(failing) == 1 else 'their'} exercise); with a correct one in its "
+                f"place, your `{ex.name}` {verb}: a mistake costs points once.")
 
     # -- notes ------------------------------------------------------------------------------------
     def notes(self) -> str:

@@ -2,7 +2,7 @@
 
 A chapter ``NN_topic`` is three files (CONTRIBUTING.md): the instructor source
 ``solutions/NN_topic/NN_topic.ipynb``, the released student version
-``notebooks/NN_topic/NN_topic.ipynb`` and the check module ``grader/chNN_topic.py``. The core reads:
+``notebooks/NN_topic/NN_topic.ipynb`` and the check module ``grader/chapters/chNN_topic.py``. The core reads:
 
 - the *template*: the released notebook's cells (ids, types, sources, nbgrader metadata), which a
   submission is matched against; the source notebook stands in when nothing is released yet;
@@ -12,7 +12,7 @@ A chapter ``NN_topic`` is three files (CONTRIBUTING.md): the instructor source
 - the *setup cell* (the first code cell), which the worker runs from the template, never from the
   submission.
 
-Chapter modules are imported as ``grader.ch<chapter>``; directories listed in
+Chapter modules are imported as ``grader.chapters.ch<chapter>``; directories listed in
 ``$LOSSOPT_GRADER_PATH`` (or passed as ``extra_paths``) may hold more, as top-level ``ch<chapter>``
 modules (the test suite's fixture course uses this).
 """
@@ -30,7 +30,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent  # the repository: the default course root
+ROOT = Path(__file__).resolve().parents[2]  # the repository: the default course root
 CHAPTER_RE = re.compile(r"(\d\d)_[A-Za-z0-9_]+")
 
 
@@ -200,11 +200,11 @@ class Course:
         return sorted(found)
 
     def module_name(self, name: str) -> str:
-        """The check module of a chapter: ``grader.ch<name>``, or ``ch<name>`` on an extra path."""
+        """The check module of a chapter: ``grader.chapters.ch<name>``, or ``ch<name>`` on an extra path."""
         for path in self.extra_paths:
             if (path / f"ch{name}.py").exists():
                 return f"ch{name}"
-        return f"grader.ch{name}"
+        return f"grader.chapters.ch{name}"
 
     def chapter(self, name: str) -> Chapter:
         """Load a chapter (cached)."""
