@@ -200,7 +200,7 @@ class GraderOutputs(NbGraderPreprocessor):
                            "the project's nbgrader_config.py (grader.core.nbgrader_plugin)"}
             elif verdict is None:
                 verdict = {"status": "error", "message": "not graded by the grading core"}
-            cell.outputs = [output_for(verdict, result)]
+            cell.outputs = outputs_for(verdict, result)
             cell.execution_count = None
         notes = (result or {}).get("message")
         if result is not None and (notes or result.get("status") == "invalid"):
@@ -210,16 +210,30 @@ class GraderOutputs(NbGraderPreprocessor):
         return nb, resources
 
 
-def output_for(verdict: dict[str, Any], result: dict[str, Any] | None) -> NotebookNode:
-    """The output that makes nbgrader record the core's score for one graded cell."""
+def outputs_for(verdict: dict[str, Any], result: dict[str, Any] | None) -> list[NotebookNode]:
+    """The outputs that make nbgrader record the core's score for one graded cell.
+
+    nbgrader's ``determine_grade`` reads a cell's outputs in order: an ``error`` (or stderr)
+    scores 0, an ``execute_result`` holding a number scores that number (partial credit), and
+    anything else full points. So: a pass is a ``stream``; a partial score is the report as a
+    ``stream`` followed by the score as an ``execute_result``; a score of 0 is an ``error``
+    carrying the report, shown in red by formgrader and the feedback.
+    """
     message = verdict.get("message", "")
-    if verdict.get("status") == "passed":
-        return nbformat.v4.new_output("stream", name="stdout", text=f"passed: {message}\n")
-    lines = [f"{verdict.get('status', 'error').upper()}: {message}"]
-    if result is not None and verdict.get("status") in ("failed", "error"):
+    status = verdict.get("status", "error")
+    if status == "passed":
+        return [nbformat.v4.new_output("stream", name="stdout", text=f"passed: {message}\n")]
+    score = float(verdict.get("score") or 0.0)
+    if score > 0:
+        report = nbformat.v4.new_output("stream", name="stdout", text=f"{message}\n")
+        value = nbformat.v4.new_output("execute_result", data={"text/plain": f"{score:g}"},
+                                       execution_count=None)
+        return [report, value]
+    lines = [f"{status.upper()}: {message}"]
+    if result is not None and status in ("failed", "error"):
         lines.append(f"(grading seed {result.get('seed')})")
-    return nbformat.v4.new_output("error", ename=verdict.get("status", "error").upper(),
-                                  evalue=message.split("\n", 1)[0], traceback=lines)
+    return [nbformat.v4.new_output("error", ename=status.upper(),
+                                   evalue=message.split("\n", 1)[0], traceback=lines)]
 
 
 class StripHiddenTests(NbGraderPreprocessor):

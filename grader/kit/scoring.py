@@ -166,15 +166,16 @@ def points_text(value: float) -> str:
 
 
 def facet_message(ex: Exercise, facet: FacetResult) -> str:
-    """The simplest failing case of a lost facet, and the likely mistake."""
+    """The likely mistake of a lost facet, then its simplest failing case (expected, got)."""
     first = facet.first(ex)
-    text = first.message.split("\n  Likely mistake:")[0]
+    lines = [line.strip() for line in first.message.split("\n")
+             if line.strip() and not line.strip().startswith("Likely mistake:")]
     mistake = facet.mistake()
     if mistake is not None:  # the diagnosis first, then the case that shows it
-        text = f"Likely mistake: {mistake.message}\n  {text}"
+        lines.insert(0, f"Likely mistake: {mistake.message}")
     if len(facet.failures) > 1:
-        text += f"\n  ({len(facet.failures)} of its cases failed; the simplest is shown.)"
-    return text
+        lines.append(f"({len(facet.failures)} of its cases failed; the simplest is shown.)")
+    return "\n".join(lines)
 
 
 def headline(ex: Exercise, result: ExerciseScore) -> str:
