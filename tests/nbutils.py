@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
 import nbformat
 
+from grader.kit.exercise import check_exercise
+
 ROOT = Path(__file__).resolve().parent.parent
+
 SOLUTIONS = ROOT / "solutions"
 NOTEBOOKS = ROOT / "notebooks"
 
@@ -97,13 +99,24 @@ def filled_submission(source: Path) -> nbformat.NotebookNode:
 
 
 def checks_passed(check: Any, name: str, impl: Any, **kwargs: Any) -> int:
-    """Run a chapter's ``check`` silently; return how many cases it reported passing (0 if none).
+    """Run a chapter's ``check`` silently; return how many cases were checked when every facet
+    was earned, else 0 (the report is kept in ``checks_passed.report``)."""
+    module = sys.modules[check.__module__]
+    ex = module.EXERCISES[name]
+    result, report = check_exercise(ex, impl, **kwargs)
+    checks_passed.report = report  # type: ignore[attr-defined]
+    if not result.passed:
+        return 0
+    return sum(f.cases for f in result.facets)
 
-    ``check`` returns None (a value in a test cell would be read by nbgrader as partial credit),
-    so the count comes from its "all N ... checks passed" line.
-    """
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        check(name, impl, **kwargs)
-    found = re.search(r"all (\d+) (public|hidden) checks passed", out.getvalue())
-    return int(found.group(1)) if found else 0
+
+def facet_scores(ex: Any, impl: Any, **kwargs: Any) -> tuple[float, dict[str, float], str]:
+    """An answer checked in this process: its score, each facet's score, and the report."""
+    result, report = check_exercise(ex, impl, **kwargs)
+    return result.score, {f.name: f.score for f in result.facets}, report
+
+
+def lost_facets(ex: Any, impl: Any, **kwargs: Any) -> set[str]:
+    """The names of the facets an answer loses."""
+    result, _ = check_exercise(ex, impl, **kwargs)
+    return {f.name for f in result.lost()}

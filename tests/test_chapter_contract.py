@@ -74,3 +74,49 @@ def test_cases_are_plain_data_that_cross_the_sandbox_wire(chapter: str):
             back = decode(json.loads(text))
             assert back.keys() == case.args.keys(), case.label
             assert json.dumps(encode(back), sort_keys=True) == text, case.label
+
+
+@pytest.mark.parametrize("chapter", chapters())
+def test_points_split_into_named_facets_stated_in_the_exercise_text(chapter: str):
+    """Partial credit (grader/kit/scoring.py): every exercise splits its points over named
+    facets, its text states each facet with its points, every case counts towards one declared
+    facet, every mistake charged to a facet names a declared one, and each facet has cases."""
+    module = chapter_module(chapter)
+    nb = nbformat.read(SOLUTIONS / chapter / f"{chapter}.ipynb", as_version=4)
+    for name, ex in module.EXERCISES.items():
+        facets = ex.facet_list()
+        assert len(facets) >= 2, f"{name}: one all-or-nothing facet; split the points"
+        assert abs(sum(f.points for f in facets) - ex.points) < 1e-9, f"{name}: facet points"
+        names = [f.name for f in facets]
+        assert len(set(names)) == len(names), f"{name}: duplicate facet names"
+        for mistake in ex.mistakes:
+            assert mistake.facet is None or mistake.facet in names, (name, mistake.key)
+        covered = {ex.facet_of(c) for c in ex.cases(hidden=False) + ex.cases(hidden=True, seed=0)}
+        assert covered <= set(names), f"{name}: cases name unknown facets {covered - set(names)}"
+        assert covered == set(names), f"{name}: facets without cases {set(names) - covered}"
+        # The exercise's own Markdown (the cells between the previous test cell and its answer
+        # cell) names every facet and its points.
+        index = next(i for i, c in enumerate(nb.cells) if nbgrader_meta(c).get("grade_id") == name)
+        text = []
+        for cell in reversed(nb.cells[:index]):
+            if nbgrader_meta(cell).get("grade"):
+                break
+            if cell.cell_type == "markdown":
+                text.append(cell.source)
+        text = "\n".join(text).lower()
+        for facet in facets:
+            assert facet.name.lower() in text, f"{name}: the exercise text does not state facet " \
+                                               f"{facet.name!r}"
+
+
+@pytest.mark.parametrize("chapter", chapters())
+def test_test_cells_end_with_the_score_and_diagnose_before_hand_checks(chapter: str):
+    """The diagnosing check runs first (its report is what a learner reads), and the cell's last
+    expression is the hidden check's score, which nbgrader records as partial credit."""
+    nb = nbformat.read(SOLUTIONS / chapter / f"{chapter}.ipynb", as_version=4)
+    for name in chapter_module(chapter).EXERCISES:
+        cell = next(c for c in nb.cells if nbgrader_meta(c).get("grade_id") == f"test_{name}")
+        body = ast.parse(cell.source).body
+        assert ast.unparse(body[0]).startswith(f"check('{name}', {name})"), ast.unparse(body[0])
+        assert isinstance(body[-1], ast.Expr) and "hidden=True" in ast.unparse(body[-1]), \
+            f"test_{name}: the last expression must be the hidden check (its score)"
