@@ -21,6 +21,23 @@ c.CourseDirectory.include = ["*.ipynb"]
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
+# --- The gradebook: SQLite in the course directory (nbgrader's default) unless
+# LOSSOPT_GRADEBOOK_URL names another database, e.g. PostgreSQL for a class on a JupyterHub:
+#   LOSSOPT_GRADEBOOK_URL=postgresql+psycopg://grader@db.example.org:5432/lossopt
+# The URL carries no password: libpq (psycopg 3) reads it from PGPASSWORD or ~/.pgpass, so it
+# stays out of process lists and logs, and a '%' in it cannot break alembic's config parser.
+_gradebook_url = os.environ.get("LOSSOPT_GRADEBOOK_URL", "").strip()
+if _gradebook_url:
+    from sqlalchemy.engine import make_url
+
+    _url = make_url(_gradebook_url)
+    if _url.password is not None:
+        raise ValueError("LOSSOPT_GRADEBOOK_URL must not contain a password: "
+                         "put it in PGPASSWORD or ~/.pgpass instead")
+    if _url.get_backend_name() == "postgresql":
+        _url = _url.set(drivername="postgresql+psycopg")  # psycopg 3, whatever the URL said
+    c.CourseDirectory.db_url = _url.render_as_string(hide_password=False)
+
 # The exchange directory must exist (nbgrader 0.9 fails otherwise); keep it inside the course
 # unless an instructor points NBGRADER_EXCHANGE elsewhere (a shared directory on a JupyterHub).
 exchange = Path(os.environ.get("NBGRADER_EXCHANGE", ROOT / ".exchange"))
