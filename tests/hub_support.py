@@ -33,10 +33,11 @@ INSTALL_HINT = "npm install -g configurable-http-proxy@4.6.3"
 COURSE = "lossopt"
 
 
-def hub_unavailable(env: dict[str, str]) -> tuple[Literal["skip", "fail"], str] | None:
+def hub_unavailable(env: dict[str, str], proxy: str = PROXY
+                    ) -> tuple[Literal["skip", "fail"], str] | None:
     """Why the hub tests cannot run here: a skip, or a failure with ``REQUIRE_HUB=1``."""
     problems = []
-    if shutil.which(PROXY) is None:
+    if shutil.which(proxy) is None:
         problems.append(f"configurable-http-proxy is not installed (`{INSTALL_HINT}`)")
     try:
         import jupyterhub  # noqa: F401
