@@ -29,6 +29,7 @@ from grader.kit.exercise import (
     AnswerTypeError,
     Case,
     Exercise,
+    Facet,
     Mistake,
     Outputs,
     capture,
@@ -164,7 +165,10 @@ def kink_at_zero(ex: Exercise, case: Case, got: Outputs, expected: Outputs) -> b
     return bool(bad.any() and (main_input(case)[bad] == 0).all())
 
 
-def invalid_reduction_symptom(impl: Callable[..., Any]) -> Symptom:
+API = "API contract"  # argument validation: the exception's type, as PyTorch raises it
+
+
+def invalid_reduction_symptom(impl: Callable[..., Any], facet: str = API) -> Symptom:
     """The mistake of returning something for ``reduction='avg'`` instead of raising."""
     return Symptom(
         "invalid_reduction_accepted",
@@ -172,17 +176,18 @@ def invalid_reduction_symptom(impl: Callable[..., Any]) -> Symptom:
         "to one of the valid reductions: a typo like reduction='avg' would otherwise go unnoticed",
         impl,
         accepted_bad_reduction,
+        facet=facet,
     )
 
 
-def clamped_symptom(message: str, impl: Callable[..., Any], *, model: Callable[..., Any]
-                    ) -> Symptom:
+def clamped_symptom(message: str, impl: Callable[..., Any], *, model: Callable[..., Any],
+                    facet: str | None = None) -> Symptom:
     """A clamped or eps-shifted probability: recognized by :func:`capped`, or exactly when the
     eps is a usual one (the gradient then shows the shift before the value does)."""
     variants = any_impl(*(lambda *a, v=v, **k: model(*a, bug="clamped", variant=v, **k)
                           for v in range(len(EPS_VARIANTS))))
     return Symptom("clamped_probabilities", message, impl,
-                   lambda *args: capped(*args) or variants(*args))
+                   lambda *args: capped(*args) or variants(*args), facet=facet)
 
 
 M_KINK = ("the values are right but the gradient is wrong where a logit is exactly 0 (as with "
@@ -214,16 +219,21 @@ def describe(args: dict[str, Any], note: str, public: bool) -> str:
 
 
 def make_case(note: str = "", *, public: bool = False, upstream_seed: int = 0,
-              grad: Sequence[str] = ("input",), value_only: bool = False, **args: Any) -> Case:
+              grad: Sequence[str] = ("input",), value_only: bool = False, facet: str = "",
+              **args: Any) -> Case:
     """A case whose label is built from its arguments.
 
     ``grad`` names the tensors whose gradient is checked; with ``value_only`` the answer must
-    still be differentiable, but only its value is compared.
+    still be differentiable, but only its value is compared. ``facet``: the facet the case
+    counts towards ("" for the exercise's first one).
     """
     args = {k: v for k, v in args.items() if v is not None}
     label = describe(args, note + (", value only" if value_only else ""), public)
     meta = {"upstream_seed": upstream_seed, "grad": tuple(grad), "value_only": value_only}
-    return Case(label, {**args, **meta}, public)
+    return Case(label, {**args, **meta}, public, facet)
+
+
+META = ("upstream_seed", "grad", "value_only")
 
 
 class LossExercise(Exercise):
@@ -265,7 +275,21 @@ class LossExercise(Exercise):
 
     def compare(self, case: Case, got: Outputs, expected: Outputs) -> str | None:
         rtol, atol = tolerance(case)
-        return compare_outputs(got, expected, rtol=rtol, atol=atol)
+        problem = compare_outputs(got, expected, rtol=rtol, atol=atol)
+        if problem is not None and ERROR_KEY in expected and "__message__" in expected:
+            # Only the exception's type is graded (PyTorch's own strictness: its messages change
+            # between versions); its text is a hint.
+            problem += f" (PyTorch says: {str(expected['__message__']).strip()})"
+        return problem
+
+    def simplicity(self, case: Case) -> tuple[Any, ...]:
+        """The failing case shown first: public, then moderate logits before extreme ones (an
+        overflow there says nothing about a mistake a smaller case shows), float64 before
+        float32, fewest options, fewest numbers."""
+        options = [k for k in case.args if k not in META and k not in self.positional]
+        sizes = sum(np.size(v) for v in case.args.values() if isinstance(v, np.ndarray))
+        float32 = main_input(case).dtype == np.float32
+        return (not case.public, is_extreme(case), float32, len(options), sizes, case.label)
 
     def diagnose(self, case: Case, got: Outputs) -> Mistake | None:
         expected = self.reference(case)
@@ -384,12 +408,20 @@ def wrong_dim(ex: Exercise, case: Case, got: Outputs, expected: Outputs) -> bool
     return any_impl(*other_dims(x, case.args["dim"]))(ex, case, got, expected)
 
 
+LSM_CORE, LSM_STABLE = "normalization along dim", "stable at extreme logits"
+
+
 class LogSoftmax(LossExercise):
     """log_softmax(input, dim): stable at +-1e4, any dim (negative too), dtype kept."""
 
     name = "log_softmax"
     grade_id = "test_log_softmax"
     points = 2.0
+    facets = (
+        Facet(LSM_CORE, 1.0, "values and gradients on moderate logits: any shape, any (negative) "
+                             "dim, float32 in and out"),
+        Facet(LSM_STABLE, 1.0, "logits of +-1e4 and float32 logits of 100: finite and exact"),
+    )
     positional = ("input", "dim")
     forbidden = (
         "torch.log_softmax", "torch.nn.functional.log_softmax", "torch.Tensor.log_softmax",
@@ -407,38 +439,42 @@ class LogSoftmax(LossExercise):
                 "you subtracted the maximum of the whole tensor, not the maximum along dim: a row "
                 "whose logits are all far below that maximum underflows to exp() = 0 and log 0 = "
                 "-inf. Use input.amax(dim, keepdim=True)",
-                lambda input, dim: log_softmax_model(input, dim, bug="global_max")),
+                lambda input, dim: log_softmax_model(input, dim, bug="global_max"),
+                facet=LSM_STABLE),
         Symptom("max_not_added_back",
                 "the maximum m was subtracted inside the exponent but not added back: "
                 "log sum exp(x) = m + log sum exp(x - m), so "
                 "log_softmax = (x - m) - log sum exp(x - m)",
                 lambda input, dim: log_softmax_model(input, dim, bug="max_not_added_back"),
                 any_impl(*(lambda input, dim, v=v: log_softmax_model(
-                    input, dim, bug="max_not_added_back", variant=v) for v in range(3)))),
+                    input, dim, bug="max_not_added_back", variant=v) for v in range(3))),
+                facet=LSM_CORE),
         Mistake("softmax_returned",
                 "this returns the probabilities softmax(x), not their logarithm",
-                lambda input, dim: log_softmax_model(input, dim, bug="softmax_returned")),
+                lambda input, dim: log_softmax_model(input, dim, bug="softmax_returned"),
+                facet=LSM_CORE),
         Symptom("wrong_dim",
                 "the normalization runs over the wrong dimension: use the dim argument "
                 "(it may be negative) for the max, the sum and keepdim",
-                lambda input, dim: log_softmax_model(input, -1), wrong_dim),
+                lambda input, dim: log_softmax_model(input, -1), wrong_dim, facet=LSM_CORE),
         Symptom("log_of_softmax",
                 "log(softmax(x)) loses the tiny probabilities: exp(x - m) underflows to 0 for "
                 "logits far below the maximum and log 0 = -inf. Stay in log space: "
                 "(x - m) - log sum exp(x - m)",
                 lambda input, dim: log_softmax_model(input, dim, bug="log_of_softmax"),
-                lost_tiny_probabilities),
+                lost_tiny_probabilities, facet=LSM_STABLE),
         clamped_symptom(
             "the log of a clamped (or eps-shifted) probability is wrong for small probabilities "
             "and caps very negative log-probabilities at log(eps); compute "
             "(x - m) - log sum exp(x - m) instead",
             lambda input, dim: log_softmax_model(input, dim, bug="clamped", variant=6),
-            model=log_softmax_model),
+            model=log_softmax_model, facet=LSM_STABLE),
         Symptom("overflow",
                 "softmax overflowed: exp() of a large logit is inf (and of a very negative one "
                 "0), giving nan/inf. Subtract the maximum along dim first: "
                 "log_softmax(x) = (x - m) - log sum exp(x - m)",
-                lambda input, dim: log_softmax_model(input, dim, bug="overflow"), overflowed),
+                lambda input, dim: log_softmax_model(input, dim, bug="overflow"), overflowed,
+                facet=LSM_STABLE),
     )
 
     def torch_reference(self) -> Callable[..., Any]:
@@ -452,11 +488,11 @@ class LogSoftmax(LossExercise):
             c("normalize down the columns", input=np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]]),
               dim=0),
             c("negative dim", input=np.arange(24.0).reshape(2, 3, 4) % 5, dim=-2),
-            c("extreme logits +-1e4", dim=1, input=np.array(
+            c("extreme logits +-1e4", dim=1, facet=LSM_STABLE, input=np.array(
                 [[1e4, -1e4, 0.0], [-1e4, -1e4 + 1, -1e4 + 2], [1e4, 1e4 - 1, 1e4 + 3]])),
             c("float32 in, float32 out", input=np.array([[0.5, -1.0, 2.0, 0.0]], np.float32),
               dim=1),
-            c("float32, exp(100) overflows", dim=-1,
+            c("float32, exp(100) overflows", dim=-1, facet=LSM_STABLE,
               input=np.array([[100.0, 90.0, -50.0], [-100.0, -120.0, -110.0]], np.float32)),
         ]
 
@@ -468,14 +504,15 @@ class LogSoftmax(LossExercise):
             cases.append(make_case(input=logits(rng, shape), dim=dim, upstream_seed=i))
         for i, dim in enumerate((1, 0, -1)):
             cases.append(make_case("extreme logits", input=extreme_logits(rng, (4, 5)), dim=dim,
-                                   upstream_seed=10 + i))
+                                   upstream_seed=10 + i, facet=LSM_STABLE))
         cases.append(make_case("one class", input=logits(rng, (3, 1)), dim=1))
-        cases.append(make_case("extreme, 3-d", input=extreme_logits(rng, (3, 4, 2)), dim=-2))
+        cases.append(make_case("extreme, 3-d", input=extreme_logits(rng, (3, 4, 2)), dim=-2,
+                               facet=LSM_STABLE))
         for i in range(3):
             shape = rng.integers(1, 6, 3)
             cases.append(make_case("float32", input=logits(rng, shape, dtype=np.float32),
                                    dim=int(rng.integers(-3, 3)), upstream_seed=20 + i))
-        cases.append(make_case("float32, extreme", dim=1,
+        cases.append(make_case("float32, extreme", dim=1, facet=LSM_STABLE,
                                input=extreme_logits(rng, (4, 3), np.float32)))
         return cases
 
@@ -573,13 +610,36 @@ def ce_model(input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | N
     return per.sum() / count
 
 
-def ce_mistake(key: str, message: str, *, from_logits: bool, variants: int = 1) -> Mistake:
+def correct_log_softmax(input: torch.Tensor, dim: int) -> torch.Tensor:
+    """log_softmax in place of the learner's, when cross_entropy is checked: written with amax,
+    exp, sum and log, which cross_entropy may call."""
+    return log_softmax_model(input, dim)
+
+
+def correct_nll_loss(input: torch.Tensor, target: torch.Tensor,
+                     weight: torch.Tensor | None = None, ignore_index: int = -100,
+                     reduction: str = "mean") -> torch.Tensor:
+    """nll_loss in place of the learner's, when cross_entropy is checked (gather, masks and sums:
+    nothing cross_entropy may not call)."""
+    if target.is_floating_point():  # as F.nll_loss: class indices only
+        raise RuntimeError(f"expected scalar type Long but found {target.dtype}")
+    return ce_model(input, target, weight, ignore_index, reduction, from_logits=False)
+
+
+def ce_mistake(key: str, message: str, *, from_logits: bool, variants: int = 1,
+               facet: str | None = None) -> Mistake:
     """A mistake of the nll/cross-entropy model; several variants become a Symptom."""
     impls = [lambda *a, v=v, **k: ce_model(*a, from_logits=from_logits, bug=key, variant=v, **k)
              for v in range(variants)]
     if variants == 1:
-        return Mistake(key, message, impls[0])
-    return Symptom(key, message, impls[0], any_impl(*impls))
+        return Mistake(key, message, impls[0], facet=facet)
+    return Symptom(key, message, impls[0], any_impl(*impls), facet=facet)
+
+
+# Facets shared by nll_loss and cross_entropy (their first facet, the core, is named apiece).
+NLL_CORE, CE_CORE = "negative log-likelihood", "cross-entropy of logits"
+WEIGHTS, IGNORE = "class weights", "ignore_index"
+SMOOTHING, PROBS = "label smoothing", "class probabilities"
 
 
 M_WEIGHT_N = ("the weighted mean must divide by the sum of the weights of the (non-ignored) "
@@ -599,20 +659,24 @@ M_KDIM = ("for K-dimensional input (N, C, d1, ...) the classes are along dim 1: 
 
 def nll_mistakes(from_logits: bool) -> tuple[Mistake, ...]:
     """The mistakes shared by nll_loss and cross_entropy, most specific first."""
-    m = lambda key, msg, variants=1: ce_mistake(key, msg, from_logits=from_logits,  # noqa: E731
-                                                variants=variants)
+    core = CE_CORE if from_logits else NLL_CORE
+
+    def m(key: str, msg: str, facet: str, variants: int = 1) -> Mistake:
+        return ce_mistake(key, msg, from_logits=from_logits, variants=variants, facet=facet)
+
     return (
-        m("all_ignored_zero", M_ALL_IGNORED),
+        m("all_ignored_zero", M_ALL_IGNORED, IGNORE),
         m("ignored_rows_dropped",
           "with reduction='none' the output keeps the target's shape: ignored positions stay, "
-          "with loss 0, rather than being dropped"),
-        m("hard_coded_ignore", M_HARD_IGNORE),
-        m("kdim_flattened_wrong", M_KDIM, variants=2),
-        m("ignored_in_denominator", M_IGNORED_DENOM),
-        m("weighted_mean_over_n", M_WEIGHT_N, variants=2),
-        m("weight_ignored", M_WEIGHT_IGNORED),
-        m("mean_sum_swapped", M_SWAPPED),
-        m("no_negation", "the loss is the NEGATIVE log-probability of the target: -logp[n, y_n]"),
+          "with loss 0, rather than being dropped", IGNORE),
+        m("hard_coded_ignore", M_HARD_IGNORE, IGNORE),
+        m("kdim_flattened_wrong", M_KDIM, core, variants=2),
+        m("ignored_in_denominator", M_IGNORED_DENOM, IGNORE),
+        m("weighted_mean_over_n", M_WEIGHT_N, WEIGHTS, variants=2),
+        m("weight_ignored", M_WEIGHT_IGNORED, WEIGHTS),
+        m("mean_sum_swapped", M_SWAPPED, core),
+        m("no_negation", "the loss is the NEGATIVE log-probability of the target: -logp[n, y_n]",
+          core),
         invalid_reduction_symptom(lambda *a, **k: ce_model(
             *a, from_logits=from_logits, bug="invalid_reduction_accepted", **k)),
     )
@@ -646,12 +710,12 @@ def nll_cases(rng: np.random.Generator | None) -> list[Case]:
         w = np.array([1.0, 2.0, 0.5, 4.0])
         for reduction in (None, "sum", "none"):
             add(input=x, target=t, reduction=reduction)
-        add(input=x, target=t, weight=w)
-        add(input=x, target=t, weight=w, reduction="none")
-        add(input=x, target=np.array([0, -100, 1]))
-        add(input=x, target=np.array([0, -100, 1]), reduction="none")
-        add("ignore_index=1", input=x, target=np.array([0, 3, 1]), ignore_index=1)
-        add(input=x, target=np.array([2, -100, 2]), weight=w)
+        add(input=x, target=t, weight=w, facet=WEIGHTS)
+        add(input=x, target=t, weight=w, reduction="none", facet=WEIGHTS)
+        add(input=x, target=np.array([0, -100, 1]), facet=IGNORE)
+        add(input=x, target=np.array([0, -100, 1]), reduction="none", facet=IGNORE)
+        add("ignore_index=1", input=x, target=np.array([0, 3, 1]), ignore_index=1, facet=IGNORE)
+        add(input=x, target=np.array([2, -100, 2]), weight=w, facet=IGNORE)
         xk = np.arange(24.0).reshape(2, 3, 4) % 7 - 3
         tk = np.array([[0, 1, 2, 2], [1, 0, -100, 2]])
         add("K-dimensional: (N, C, d1)", input=xk, target=tk)
@@ -660,10 +724,12 @@ def nll_cases(rng: np.random.Generator | None) -> list[Case]:
         add("extreme values", reduction="none", target=np.array([1, 2, 2, 2]), input=np.array(
             [[1e4, -1e4, 0.0, 5.0], [-1e4, -1e4 + 1, -1e4 + 2, -1e4 + 3],
              [1e4, 1e4 - 1, 1e4 + 3, 1e4], [0.0, 0.0, 1e4, 0.0]]))
-        add("all targets ignored", input=x, target=np.full(3, -100), value_only=True)
-        add("all targets ignored", input=x, target=np.full(3, -100), reduction="sum")
+        add("all targets ignored", input=x, target=np.full(3, -100), value_only=True,
+            facet=IGNORE)
+        add("all targets ignored", input=x, target=np.full(3, -100), reduction="sum",
+            facet=IGNORE)
         add("float32", input=x.astype(np.float32), target=t, weight=w.astype(np.float32))
-        add("invalid reduction", input=x, target=t, reduction="avg")
+        add("invalid reduction", input=x, target=t, reduction="avg", facet=API)
         return cases
 
     def shape() -> tuple[int, int]:
@@ -676,11 +742,11 @@ def nll_cases(rng: np.random.Generator | None) -> list[Case]:
     for reduction in REDUCTIONS:
         n, c = shape()
         add(input=logits(r, (n, c)), target=index_target(r, c, (n,)),
-            weight=class_weights(r, c), reduction=reduction)
+            weight=class_weights(r, c), reduction=reduction, facet=WEIGHTS)
     for reduction, ii in (("mean", -100), ("none", -100), ("mean", 2), ("sum", 0)):
         n, c = shape()
         add(input=logits(r, (n + 1, 3 + c)), ignore_index=ii if ii != -100 else None,
-            target=index_target(r, 3 + c, (n + 1,), ii, 0.3), reduction=reduction)
+            target=index_target(r, 3 + c, (n + 1,), ii, 0.3), reduction=reduction, facet=IGNORE)
     for reduction in REDUCTIONS:
         n, c = shape()
         extra = extra_dims(r)
@@ -694,25 +760,25 @@ def nll_cases(rng: np.random.Generator | None) -> list[Case]:
         extra = extra_dims(r)[:int(r.integers(0, 3))]
         add("weight and ignore_index", input=logits(r, (n + 1, c, *extra)),
             target=index_target(r, c, (n + 1, *extra), -100, 0.3),
-            weight=class_weights(r, c), reduction=reduction)
+            weight=class_weights(r, c), reduction=reduction, facet=IGNORE)
     n, c = shape()
     t, w = index_target(r, c, (n,)), class_weights(r, c) * (r.random(c) < 0.7)
     w[t[0]] = max(w[t[0]], 0.5)  # a total weight of 0 would be the all-ignored case
     add("zero weight for some classes", input=logits(r, (n, c)), reduction="mean", target=t,
-        weight=w)
+        weight=w, facet=WEIGHTS)
     add("one class", input=logits(r, (5, 1)), target=np.zeros(5, np.int64))
     for reduction in REDUCTIONS:
         n, c = shape()
         add("all targets ignored", input=logits(r, (n, c)), target=np.full(n, 3, np.int64),
             ignore_index=3, weight=class_weights(r, c) if reduction == "mean" else None,
-            reduction=reduction, value_only=reduction == "mean")
+            reduction=reduction, value_only=reduction == "mean", facet=IGNORE)
     add("extreme values", input=extreme_logits(r, (6, 4)), target=index_target(r, 4, (6,)),
         reduction="none")
-    n, c = shape()
-    add("float32", input=logits(r, (n, c), dtype=np.float32),
-        target=index_target(r, c, (n,), -100, 0.2), weight=class_weights(r, c, np.float32))
+    n, c = shape()  # n + 1 targets: one of them ignored still leaves two to weigh
+    add("float32", input=logits(r, (n + 1, c), dtype=np.float32),
+        target=index_target(r, c, (n + 1,), -100, 0.2), weight=class_weights(r, c, np.float32))
     add("invalid reduction", input=logits(r, (3, 4)), target=index_target(r, 4, (3,)),
-        reduction="average")
+        reduction="average", facet=API)
     return cases
 
 
@@ -722,6 +788,15 @@ class NLLLoss(LossExercise):
     name = "nll_loss"
     grade_id = "test_nll_loss"
     points = 3.0
+    facets = (
+        Facet(NLL_CORE, 1.0, "picking and negating -input[n, y_n], the three reductions, "
+                             "K-dimensional and one-sample inputs, float32"),
+        Facet(WEIGHTS, 0.75, "class weights, and the weighted mean divided by the sum of the "
+                             "targets' weights"),
+        Facet(IGNORE, 0.75, "ignored targets: 0 in 'none', out of the sum and of the mean's "
+                            "denominator, every target ignored"),
+        Facet(API, 0.5, "an unknown reduction raises ValueError"),
+    )
     forbidden = NLL_FORBIDDEN
     mistakes = nll_mistakes(from_logits=False)
 
@@ -752,42 +827,45 @@ M_SMOOTH_IGNORED = ("ignored positions must drop out of the smoothing term too, 
 
 def ce_mistakes() -> tuple[Mistake, ...]:
     """cross_entropy's mistakes: nll_loss's, plus log_softmax, smoothing and soft targets."""
-    m = lambda key, msg, variants=1: ce_mistake(key, msg, from_logits=True,  # noqa: E731
-                                                variants=variants)
+    def m(key: str, msg: str, facet: str, variants: int = 1) -> Mistake:
+        return ce_mistake(key, msg, from_logits=True, variants=variants, facet=facet)
+
     shared = nll_mistakes(from_logits=True)
     return (
         *shared[:-2],
         m("no_log_softmax", "cross_entropy takes raw logits: apply log_softmax over the "
-          "class dimension before taking the negative log-likelihood"),
+          "class dimension before taking the negative log-likelihood", CE_CORE),
         shared[-2],
         m("class_dim_last", "the classes are along dim 1 for input (N, C, d1, ...): "
-          "log_softmax(input, 1), not over the last dimension"),
-        m("smoothing_over_c_minus_1", M_SMOOTH_C1),
-        m("smoothing_ignores_weights", M_SMOOTH_W, variants=2),
-        m("smoothing_by_target_weight", M_SMOOTH_BY_TARGET),
-        m("smoothing_counts_ignored", M_SMOOTH_IGNORED, variants=3),
+          "log_softmax(input, 1), not over the last dimension", CE_CORE),
+        m("smoothing_over_c_minus_1", M_SMOOTH_C1, SMOOTHING),
+        m("smoothing_ignores_weights", M_SMOOTH_W, SMOOTHING, variants=2),
+        m("smoothing_by_target_weight", M_SMOOTH_BY_TARGET, SMOOTHING),
+        m("smoothing_counts_ignored", M_SMOOTH_IGNORED, SMOOTHING, variants=3),
         m("prob_mean_over_all_elements",
           "with class-probability targets the mean divides by the number of samples "
-          "N (x d1 x ...), not by the number of elements N x C"),
+          "N (x d1 x ...), not by the number of elements N x C", PROBS),
         m("prob_mean_over_weight_sum",
           "with class-probability targets PyTorch's mean divides by the number of samples, "
-          "even with class weights (the sum-of-target-weights rule is for class indices)"),
+          "even with class weights (the sum-of-target-weights rule is for class indices)", PROBS),
         m("prob_smoothing_ignored",
-          "label smoothing applies to probability targets too: target * (1 - eps) + eps / C"),
+          "label smoothing applies to probability targets too: target * (1 - eps) + eps / C",
+          PROBS),
         Symptom("log_of_softmax",
                 "log(softmax(x)) loses tiny probabilities: exp(x - m) underflows to 0 and "
                 "log 0 = -inf, so the loss is inf where PyTorch's is large but finite. "
                 "Use a log_softmax that stays in log space",
                 lambda *a, **k: ce_model(*a, **k, bug="log_of_softmax"),
-                lost_tiny_probabilities),
+                lost_tiny_probabilities, facet=CE_CORE),
         clamped_symptom(
             "the log of a clamped (or eps-shifted) probability is wrong for small probabilities "
             "and caps the loss at -log(eps); use a log_softmax that stays in log space",
-            lambda *a, **k: ce_model(*a, **k, bug="clamped", variant=6), model=ce_model),
+            lambda *a, **k: ce_model(*a, **k, bug="clamped", variant=6), model=ce_model,
+            facet=CE_CORE),
         Symptom("overflow",
                 "softmax overflowed at large logits (nan/inf): subtract the maximum along the "
                 "class dimension first (use your stable log_softmax)",
-                lambda *a, **k: ce_model(*a, **k, bug="overflow"), overflowed),
+                lambda *a, **k: ce_model(*a, **k, bug="overflow"), overflowed, facet=CE_CORE),
         shared[-1],
     )
 
@@ -799,6 +877,23 @@ class CrossEntropy(LossExercise):
     grade_id = "test_cross_entropy"
     points = 5.0
     forbidden = NLL_FORBIDDEN + LogSoftmax.forbidden[:8]
+    facets = (
+        Facet(CE_CORE, 1.5, "log_softmax over the class dimension then the NLL: reductions, "
+                            "K-dimensional and one-sample inputs, logits of +-1e4, float32"),
+        Facet(WEIGHTS, 0.5, "class weights with class-index targets"),
+        Facet(IGNORE, 0.5, "ignored targets with class-index targets"),
+        Facet(SMOOTHING, 1.0, "label smoothing over the C classes, with weights and ignored "
+                              "targets"),
+        Facet(PROBS, 1.0, "class-probability targets: weights, smoothing, the mean over "
+                          "positions, the gradient to the target"),
+        Facet(API, 0.5, "an unknown reduction raises ValueError"),
+    )
+    # Checked with correct log_softmax and nll_loss in place of the learner's: a mistake there
+    # is charged to its own exercise (the note in the report names it).
+    depends_on = ("log_softmax", "nll_loss")
+
+    def substitutes(self) -> dict[str, Any]:
+        return {"log_softmax": correct_log_softmax, "nll_loss": correct_nll_loss}
 
     def torch_reference(self) -> Callable[..., Any]:
         return F.cross_entropy
@@ -818,48 +913,58 @@ class CrossEntropy(LossExercise):
         cases: list[Case] = []
         add = lambda note="", **a: cases.append(make_case(  # noqa: E731
             note, public=public, upstream_seed=100 + len(cases), **a))
-        n, c = (4, 3) if public else (int(r.integers(2, 9)), int(r.integers(3, 7)))
+        # N >= 3: with one kept target and one ignored, class weights cancel out of the mean
+        n, c = (4, 3) if public else (int(r.integers(3, 9)), int(r.integers(3, 7)))
         x, t, w = logits(r, (n, c)), index_target(r, c, (n,)), class_weights(r, c)
         t_ign = index_target(r, c, (n,), -100, 0.3)
         extra = (2,) if public else extra_dims(r)
         xk = logits(r, (n, c, *extra))
         for reduction in (None, "sum", "none"):
-            add("label smoothing", input=x, target=t, label_smoothing=0.1, reduction=reduction)
-        add("label smoothing", input=x, target=t, weight=w, label_smoothing=0.2)
-        add("label smoothing", input=x, target=t, weight=w, label_smoothing=0.2, reduction="none")
-        add("label smoothing", input=x, target=t_ign, label_smoothing=0.3)
-        add("label smoothing", input=x, target=t_ign, label_smoothing=0.3, reduction="none")
+            add("label smoothing", input=x, target=t, label_smoothing=0.1, reduction=reduction,
+                facet=SMOOTHING)
+        add("label smoothing", facet=SMOOTHING, input=x, target=t, weight=w, label_smoothing=0.2)
+        add("label smoothing", input=x, target=t, weight=w, label_smoothing=0.2, reduction="none",
+            facet=SMOOTHING)
+        add("label smoothing", facet=SMOOTHING, input=x, target=t_ign, label_smoothing=0.3)
+        add("label smoothing", input=x, target=t_ign, label_smoothing=0.3, reduction="none",
+            facet=SMOOTHING)
         for reduction in REDUCTIONS:
             add("label smoothing", input=x, target=t_ign, weight=w, label_smoothing=0.25,
+                facet=SMOOTHING,
                 reduction=reduction)
         add("label smoothing, K-dimensional", input=xk, weight=w, label_smoothing=0.15,
+            facet=SMOOTHING,
             target=index_target(r, c, (n, *extra), 1, 0.3), ignore_index=1)
-        add("label smoothing = 1", input=x, target=t, label_smoothing=1.0)
+        add("label smoothing = 1", facet=SMOOTHING, input=x, target=t, label_smoothing=1.0)
         g = ("input", "target")
         q, qk = prob_target(r, (n, c), 1), prob_target(r, (n, c, *extra), 1)
         for reduction in (None, "sum", "none"):
-            add("class probabilities", input=x, target=q, reduction=reduction, grad=g)
-        add("class probabilities", input=x, target=q, weight=w, grad=g)
-        add("class probabilities", input=x, target=q, weight=w, reduction="none", grad=g)
-        add("class probabilities", input=x, target=q, label_smoothing=0.2, grad=g)
+            add("class probabilities", facet=PROBS, input=x, target=q, reduction=reduction, grad=g)
+        add("class probabilities", facet=PROBS, input=x, target=q, weight=w, grad=g)
+        add("class probabilities", input=x, target=q, weight=w, reduction="none", grad=g,
+            facet=PROBS)
+        add("class probabilities", facet=PROBS, input=x, target=q, label_smoothing=0.2, grad=g)
         for reduction in REDUCTIONS:
             add("class probabilities", input=x, target=q, weight=w, label_smoothing=0.3,
+                facet=PROBS,
                 reduction=reduction, grad=g)
-        add("class probabilities, K-dimensional", input=xk, target=qk, grad=g)
-        add("class probabilities, K-dimensional", input=xk, target=qk, weight=w,
+        add("class probabilities, K-dimensional", facet=PROBS, input=xk, target=qk, grad=g)
+        add("class probabilities, K-dimensional", facet=PROBS, input=xk, target=qk, weight=w,
             label_smoothing=0.1, reduction="none", grad=g)
-        add("class probabilities, one sample (C,)", input=x[0], target=q[0], weight=w, grad=g)
+        add("class probabilities, one sample (C,)", input=x[0], target=q[0], weight=w, grad=g,
+            facet=PROBS)
         xe = extreme_logits(r, (6, 4))
         add("extreme logits", input=xe, target=np.array([0, 1, 2, 3, 0, 1]), reduction="none")
-        add("label smoothing, extreme logits", input=xe,
+        add("label smoothing, extreme logits", facet=SMOOTHING, input=xe,
             target=np.array([0, 1, 2, 3, 0, 1]), label_smoothing=0.1)
-        add("class probabilities, extreme logits", input=extreme_logits(r, (6, 4)),
+        add("class probabilities, extreme logits", facet=PROBS, input=extreme_logits(r, (6, 4)),
             target=prob_target(r, (6, 4), 1), reduction="sum", grad=g)
         add("all targets ignored, label smoothing", input=x, target=np.full(n, -100),
+            facet=SMOOTHING,
             label_smoothing=0.1, weight=w, value_only=True)
-        add("float32, label smoothing", input=x.astype(np.float32), target=t_ign,
+        add("float32, label smoothing", facet=SMOOTHING, input=x.astype(np.float32), target=t_ign,
             weight=w.astype(np.float32), label_smoothing=0.1)
-        add("float32, class probabilities", input=x.astype(np.float32), grad=g,
+        add("float32, class probabilities", facet=PROBS, input=x.astype(np.float32), grad=g,
             target=q.astype(np.float32), label_smoothing=0.1)
         return cases
 
@@ -922,12 +1027,24 @@ def bce_model(input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | 
     return {"none": loss, "sum": loss.sum(), "mean": loss.mean()}[reduction]
 
 
-def bce_mistake(key: str, message: str, variants: int = 1) -> Mistake:
+def bce_mistake(key: str, message: str, facet: str, variants: int = 1) -> Mistake:
     """A mistake of the BCE model; several variants become a Symptom."""
     impls = [lambda *a, v=v, **k: bce_model(*a, bug=key, variant=v, **k) for v in range(variants)]
     if variants == 1:
-        return Mistake(key, message, impls[0])
-    return Symptom(key, message, impls[0], any_impl(*impls))
+        return Mistake(key, message, impls[0], facet=facet)
+    return Symptom(key, message, impls[0], any_impl(*impls), facet=facet)
+
+
+def correct_bce(input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None,
+                reduction: str = "mean", pos_weight: torch.Tensor | None = None
+                ) -> torch.Tensor:
+    """binary_cross_entropy_with_logits in place of the learner's, when sigmoid_focal_loss is
+    checked (written with exp and log, which the focal loss may call)."""
+    return bce_model(input, target, weight, reduction, pos_weight)
+
+
+BCE_CORE, BCE_STABLE, BCE_WEIGHTS = ("loss value and gradient", "stable and exact",
+                                     "weight and pos_weight")
 
 
 def skipped_size_check(ex: Exercise, case: Case, got: Outputs, expected: Outputs) -> bool:
@@ -958,30 +1075,42 @@ class BCEWithLogits(LossExercise):
     grade_id = "test_binary_cross_entropy_with_logits"
     points = 3.0
     forbidden = BCE_FORBIDDEN
+    facets = (
+        Facet(BCE_CORE, 1.0, "the loss linear in the target (soft targets too), its gradients "
+                             "to input and target, the three reductions, float32"),
+        Facet(BCE_STABLE, 0.5, "finite and exact at logits of +-1e4, exact gradient at 0"),
+        Facet(BCE_WEIGHTS, 1.0, "weight (broadcast) and pos_weight (per class, on the positive "
+                                "term)"),
+        Facet(API, 0.5, "ValueError for a target of another shape and for an unknown "
+                        "reduction"),
+    )
     mistakes = (
         bce_mistake("soft_target_where",
                     "targets may be probabilities in [0, 1], not only 0 or 1: use the formula "
                     "linear in t, -[t log sigmoid(x) + (1 - t) log(1 - sigmoid(x))], not a "
-                    "where() on the target", variants=3),
+                    "where() on the target", BCE_CORE, variants=3),
         bce_mistake("weight_ignored", "the weight argument (a rescaling of each element's loss, "
-                    "broadcast to the input's shape) is not applied"),
+                    "broadcast to the input's shape) is not applied", BCE_WEIGHTS),
         bce_mistake("pos_weight_ignored", "pos_weight is not applied: it multiplies the positive "
-                    "term, -pos_weight * t * log sigmoid(x)"),
+                    "term, -pos_weight * t * log sigmoid(x)", BCE_WEIGHTS),
         bce_mistake("pos_weight_on_negative", "pos_weight multiplies the positive term "
-                    "(t * log sigmoid(x)), not the negative one"),
+                    "(t * log sigmoid(x)), not the negative one", BCE_WEIGHTS),
         bce_mistake("pos_weight_on_both", "pos_weight multiplies the positive term only; here it "
-                    "scales the whole loss"),
+                    "scales the whole loss", BCE_WEIGHTS),
         Symptom("no_size_check", "PyTorch raises ValueError when target.shape != input.shape: "
                 "without the check, input (N, 1) and target (N,) broadcast silently to (N, N)",
-                lambda *a, **k: bce_model(*a, bug="no_size_check", **k), skipped_size_check),
+                lambda *a, **k: bce_model(*a, bug="no_size_check", **k), skipped_size_check,
+                facet=API),
         clamped_symptom(M_CLAMPED_BCE,
                         lambda *a, **k: bce_model(*a, bug="clamped", variant=10, **k),
-                        model=bce_model),
+                        model=bce_model, facet=BCE_STABLE),
         Symptom("unstable_log_sigmoid", M_UNSTABLE_BCE,
-                lambda *a, **k: bce_model(*a, bug="unstable", **k), overflowed),
-        bce_mistake("mean_sum_swapped", M_SWAPPED),
+                lambda *a, **k: bce_model(*a, bug="unstable", **k), overflowed,
+                facet=BCE_STABLE),
+        bce_mistake("mean_sum_swapped", M_SWAPPED, BCE_CORE),
         Symptom("abs_kink_gradient", M_KINK,
-                lambda *a, **k: bce_model(*a, bug="abs_kink_gradient", **k), kink_at_zero),
+                lambda *a, **k: bce_model(*a, bug="abs_kink_gradient", **k), kink_at_zero,
+                facet=BCE_STABLE),
         invalid_reduction_symptom(
             lambda *a, **k: bce_model(*a, bug="invalid_reduction_accepted", **k)),
     )
@@ -1022,31 +1151,35 @@ class BCEWithLogits(LossExercise):
             add(input=x, target=t, reduction=reduction)
         add("soft targets", input=x2, target=soft, reduction="none")
         add("soft targets", input=x2, target=soft)
-        add("weight", input=x2, target=t2, weight=w)
+        add("weight", input=x2, target=t2, weight=w, facet=BCE_WEIGHTS)
         add("weight broadcast along the last dim", input=x2, target=t2, weight=w[0],
-            reduction="none")
-        add("pos_weight", input=x2, target=t2, pos_weight=pw)
-        add("pos_weight", input=x2, target=t2, pos_weight=pw, reduction="none")
-        add("pos_weight, soft targets", input=x2, target=soft, pos_weight=pw, reduction="sum")
+            reduction="none", facet=BCE_WEIGHTS)
+        add("pos_weight", input=x2, target=t2, pos_weight=pw, facet=BCE_WEIGHTS)
+        add("pos_weight", input=x2, target=t2, pos_weight=pw, reduction="none",
+            facet=BCE_WEIGHTS)
+        add("pos_weight, soft targets", input=x2, target=soft, pos_weight=pw, reduction="sum",
+            facet=BCE_WEIGHTS)
         add("weight and pos_weight", input=x2, target=soft, weight=w, pos_weight=pw,
-            reduction="none")
+            reduction="none", facet=BCE_WEIGHTS)
         k = (2, 3, c) if public else (int(r.integers(1, 4)), int(r.integers(1, 4)), c)
         add("3-d input, pos_weight per class", input=logits(r, k), pos_weight=pw,
+            facet=BCE_WEIGHTS,
             target=(r.random(k) < 0.5) * 1.0)
         xe = np.array([[EXTREME, -EXTREME, EXTREME, -EXTREME, 30.0, -30.0]])
         te = np.array([[1.0, 1.0, 0.0, 0.0, 0.0, 1.0]])
         if not public:
             xe = np.concatenate([xe, extreme_logits(r, (3, 6))])
             te = np.concatenate([te, (r.random((3, 6)) < 0.5) * 1.0])
-        add("extreme logits", input=xe, target=te, reduction="none")
+        add("extreme logits", input=xe, target=te, reduction="none", facet=BCE_STABLE)
         add("extreme logits, soft targets", input=xe, target=np.full(xe.shape, 0.75),
+            facet=BCE_STABLE,
             pos_weight=np.full(xe.shape[-1], 3.0))
         add("float32", input=x2.astype(np.float32), target=soft.astype(np.float32),
             pos_weight=pw.astype(np.float32), weight=w.astype(np.float32))
         add("float32, extreme logits", input=xe.astype(np.float32),
-            target=te.astype(np.float32), reduction="sum")
-        add("target (N,) for input (N, 1)", input=x[:, None], target=t)
-        add("invalid reduction", input=x, target=t, reduction="elementwise")
+            target=te.astype(np.float32), reduction="sum", facet=BCE_STABLE)
+        add("target (N,) for input (N, 1)", input=x[:, None], target=t, facet=API)
+        add("invalid reduction", input=x, target=t, reduction="elementwise", facet=API)
         return cases
 
 
@@ -1108,13 +1241,16 @@ def focal_reference(inputs: torch.Tensor, targets: torch.Tensor, alpha: float = 
     return loss
 
 
-def focal_mistake(key: str, message: str, variants: int = 1) -> Mistake:
+def focal_mistake(key: str, message: str, facet: str, variants: int = 1) -> Mistake:
     """A mistake of the focal model; several variants become a Symptom."""
     impls = [lambda *a, v=v, **k: focal_model(*a, bug=key, variant=v, **k)
              for v in range(variants)]
     if variants == 1:
-        return Mistake(key, message, impls[0])
-    return Symptom(key, message, impls[0], any_impl(*impls))
+        return Mistake(key, message, impls[0], facet=facet)
+    return Symptom(key, message, impls[0], any_impl(*impls), facet=facet)
+
+
+FOCAL_CORE, ALPHA, FOCAL_REDUCTIONS = "focal formula", "alpha weighting", "reductions"
 
 
 class SigmoidFocalLoss(LossExercise):
@@ -1125,32 +1261,48 @@ class SigmoidFocalLoss(LossExercise):
     points = 2.0
     positional = ("inputs", "targets")
     forbidden = BCE_FORBIDDEN
+    facets = (
+        Facet(FOCAL_CORE, 1.0, "ce * (1 - p_t)^gamma with p_t the probability of the true "
+                               "label: values and gradients, logits of +-1e4 and 0, float32"),
+        Facet(ALPHA, 0.5, "alpha_t on positives and negatives, alpha = 0 and alpha < 0"),
+        Facet(FOCAL_REDUCTIONS, 0.5, "the default 'none', 'mean', 'sum', and ValueError for an "
+                                     "unknown reduction"),
+    )
+    # Checked with a correct binary_cross_entropy_with_logits in place of the learner's.
+    depends_on = ("binary_cross_entropy_with_logits",)
+
+    def substitutes(self) -> dict[str, Any]:
+        return {"binary_cross_entropy_with_logits": correct_bce}
+
     mistakes = (
         focal_mistake("alpha_zero_skipped", "alpha = 0 is a valid weight (positives get weight 0): "
-                      "torchvision weights whenever alpha >= 0, not only when alpha > 0"),
+                      "torchvision weights whenever alpha >= 0, not only when alpha > 0", ALPHA),
         focal_mistake("alpha_negative_not_handled", "alpha < 0 means no alpha weighting at all "
-                      "(torchvision: `if alpha >= 0: loss = alpha_t * loss`)"),
+                      "(torchvision: `if alpha >= 0: loss = alpha_t * loss`)", ALPHA),
         focal_mistake("mean_default", "the default reduction of torchvision's sigmoid_focal_loss "
-                      "is 'none': one loss per element"),
+                      "is 'none': one loss per element", FOCAL_REDUCTIONS),
         focal_mistake("no_modulating_factor", "the modulating factor (1 - p_t)^gamma is missing: "
-                      "loss = alpha_t * (1 - p_t)^gamma * CE"),
+                      "loss = alpha_t * (1 - p_t)^gamma * CE", FOCAL_CORE),
         focal_mistake("modulating_wrong", "the modulating factor is (1 - p_t)^gamma with "
                       "p_t = p*t + (1-p)*(1-t), the probability of the TRUE class, not "
-                      "(1 - p)^gamma or p^gamma", variants=3),
+                      "(1 - p)^gamma or p^gamma", FOCAL_CORE, variants=3),
         focal_mistake("alpha_both_terms", "alpha_t = alpha for positives and 1 - alpha for "
-                      "negatives; here alpha multiplies every element the same way"),
+                      "negatives; here alpha multiplies every element the same way", ALPHA),
         focal_mistake("alpha_swapped", "alpha weights the positives (t = 1) and 1 - alpha the "
-                      "negatives; they are swapped"),
+                      "negatives; they are swapped", ALPHA),
         clamped_symptom(M_CLAMPED_BCE,
                         lambda *a, **k: focal_model(*a, bug="clamped", variant=10, **k),
-                        model=focal_model),
+                        model=focal_model, facet=FOCAL_CORE),
         Symptom("unstable_log_sigmoid", M_UNSTABLE_BCE,
-                lambda *a, **k: focal_model(*a, bug="unstable", **k), overflowed),
-        focal_mistake("mean_sum_swapped", M_SWAPPED),
+                lambda *a, **k: focal_model(*a, bug="unstable", **k), overflowed,
+                facet=FOCAL_CORE),
+        focal_mistake("mean_sum_swapped", M_SWAPPED, FOCAL_REDUCTIONS),
         Symptom("abs_kink_gradient", M_KINK,
-                lambda *a, **k: focal_model(*a, bug="abs_kink_gradient", **k), kink_at_zero),
+                lambda *a, **k: focal_model(*a, bug="abs_kink_gradient", **k), kink_at_zero,
+                facet=FOCAL_CORE),
         invalid_reduction_symptom(
-            lambda *a, **k: focal_model(*a, bug="invalid_reduction_accepted", **k)),
+            lambda *a, **k: focal_model(*a, bug="invalid_reduction_accepted", **k),
+            facet=FOCAL_REDUCTIONS),
     )
 
     def torch_reference(self) -> Callable[..., Any]:
@@ -1175,11 +1327,11 @@ class SigmoidFocalLoss(LossExercise):
         add = lambda note="", **a: cases.append(make_case(  # noqa: E731
             note, public=public, upstream_seed=len(cases), grad=("inputs",), **a))
         add("defaults: alpha=0.25, gamma=2, reduction='none'", inputs=x, targets=t)
-        add(inputs=x, targets=t, reduction="mean")
-        add(inputs=x, targets=t, reduction="sum")
+        add(inputs=x, targets=t, reduction="mean", facet=FOCAL_REDUCTIONS)
+        add(inputs=x, targets=t, reduction="sum", facet=FOCAL_REDUCTIONS)
         add("no modulation", inputs=x, targets=t, gamma=0, alpha=0.5)
-        add("no alpha weighting", inputs=x, targets=t, alpha=-1)
-        add("alpha=0: positives weigh nothing", inputs=x, targets=t, alpha=0.0)
+        add("no alpha weighting", inputs=x, targets=t, alpha=-1, facet=ALPHA)
+        add("alpha=0: positives weigh nothing", inputs=x, targets=t, alpha=0.0, facet=ALPHA)
         add(inputs=x, targets=t, alpha=0.75, gamma=1.5, reduction="none")
         k = (2, 3, 4) if public else tuple(int(s) for s in r.integers(1, 5, 3))
         add("3-d", inputs=logits(r, k), targets=(r.random(k) < 0.3) * 1.0, gamma=3.0,
@@ -1189,7 +1341,8 @@ class SigmoidFocalLoss(LossExercise):
         add("extreme logits", inputs=xe, targets=te)
         add("extreme logits", inputs=xe, targets=te, gamma=1.0, alpha=-1, reduction="sum")
         add("float32", inputs=x.astype(np.float32), targets=t.astype(np.float32), gamma=2.5)
-        add("invalid reduction", inputs=x, targets=t, reduction="batchmean")
+        add("invalid reduction", inputs=x, targets=t, reduction="batchmean",
+            facet=FOCAL_REDUCTIONS)
         return cases
 
 

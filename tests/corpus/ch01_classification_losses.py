@@ -1,10 +1,17 @@
 """Wrong answers to Chapter 1's exercises, written the way learners write them.
 
 Each entry is registered with the exercise it answers and the ``Mistake.key`` the grader must name
-(``grader/chapters/ch01_classification_losses.py``). They are deliberately *not* the grader's own mistake
-implementations: different code, same wrong behaviour. The cross-entropy entries are built the
-way learners build them, from their own ``log_softmax`` and ``nll_loss``, so a bug in a helper
-shows up in ``cross_entropy`` too.
+(``grader/chapters/ch01_classification_losses.py``). They are deliberately *not* the grader's own
+mistake implementations: different code, same wrong behaviour.
+
+Besides ``CORPUS`` (exercise, mistake key, answer):
+
+- ``LOSES``: for every wrong answer (by function name), the facets it must lose; it keeps the
+  others, so its partial score is exact (``tests/test_ch01_classification_losses.py``);
+- ``RIGHT``: correct answers written in other legitimate ways, which score full marks;
+- ``DEPENDENT``: a wrong earlier answer (``nll_loss``, ``log_softmax``, BCE with logits) under a
+  right later one that calls it by name, as learners write it: the later answer is checked with
+  a correct version in its place, so it scores full marks and the report names the earlier one.
 """
 
 from __future__ import annotations
@@ -13,18 +20,54 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 CORPUS: list[tuple[str, str, Callable[..., Any]]] = []
+LOSES: dict[str, set[str]] = {}
+RIGHT: list[tuple[str, Callable[..., Any]]] = []
+DEPENDENT: list[tuple[str, str, Callable[..., Any]]] = []  # (exercise, base it calls, answer)
+
+# Facet names (grader/chapters/ch01_classification_losses.py)
+LSM_CORE, LSM_STABLE = "normalization along dim", "stable at extreme logits"
+NLL_CORE, CE_CORE = "negative log-likelihood", "cross-entropy of logits"
+WEIGHTS, IGNORE, SMOOTHING, PROBS = ("class weights", "ignore_index", "label smoothing",
+                                     "class probabilities")
+API = "API contract"
+BCE_CORE, BCE_STABLE, BCE_WEIGHTS = ("loss value and gradient", "stable and exact",
+                                     "weight and pos_weight")
+FOCAL_CORE, ALPHA, FOCAL_REDUCTIONS = "focal formula", "alpha weighting", "reductions"
 
 
-def wrong(exercise: str, key: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register a wrong answer to ``exercise`` that the grader must diagnose as ``key``."""
+def wrong(exercise: str, key: str, *loses: str
+          ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a wrong answer to ``exercise`` that the grader must diagnose as ``key`` and that
+    must lose exactly the facets ``loses``."""
 
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+        assert loses, f"{fn.__name__}: which facets does it lose?"
         CORPUS.append((exercise, key, fn))
+        LOSES[fn.__name__] = set(loses)
         return fn
 
     return register
+
+
+def right(exercise: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a correct answer to ``exercise``, written in another legitimate way."""
+
+    def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+        RIGHT.append((exercise, fn))
+        return fn
+
+    return register
+
+
+def on_helpers(source: str, name: str, **helpers: Any) -> Callable[..., Any]:
+    """The function ``name`` defined by ``source`` in a fresh namespace (a learner's notebook)
+    where ``helpers`` are the learner's earlier answers, called by name."""
+    namespace: dict[str, Any] = {"torch": torch, "__name__": "learner", **helpers}
+    exec(compile(source, f"<learner {name}>", "exec"), namespace)  # noqa: S102
+    return namespace[name]
 
 
 def reduce(loss, reduction):
@@ -48,55 +91,55 @@ def good_log_softmax(x, dim):
     return x - c - torch.log(torch.sum(torch.exp(x - c), dim=dim, keepdim=True))
 
 
-@wrong("log_softmax", "overflow")
+@wrong("log_softmax", "overflow", LSM_STABLE)
 def log_softmax_naive(input, dim):
     return torch.log(torch.exp(input) / torch.exp(input).sum(dim=dim, keepdim=True))
 
 
-@wrong("log_softmax", "overflow")
+@wrong("log_softmax", "overflow", LSM_STABLE)
 def log_softmax_naive_lse(input, dim):
     return input - torch.log(torch.sum(torch.exp(input), dim, keepdim=True))
 
 
-@wrong("log_softmax", "global_max")
+@wrong("log_softmax", "global_max", LSM_STABLE)
 def log_softmax_global_max(input, dim):
     c = input.max()  # "subtract the max" -- of everything
     return input - c - torch.log(torch.exp(input - c).sum(dim, keepdim=True))
 
 
-@wrong("log_softmax", "max_not_added_back")
+@wrong("log_softmax", "max_not_added_back", LSM_CORE)
 def log_softmax_forgot_max(input, dim):
     m, _ = torch.max(input, dim=dim, keepdim=True)
     return input - torch.log(torch.sum(torch.exp(input - m), dim=dim, keepdim=True))
 
 
-@wrong("log_softmax", "softmax_returned")
+@wrong("log_softmax", "softmax_returned", LSM_CORE)
 def log_softmax_returns_softmax(input, dim):
     e = torch.exp(input - input.max(dim, keepdim=True).values)
     return e / e.sum(dim, keepdim=True)
 
 
-@wrong("log_softmax", "wrong_dim")
+@wrong("log_softmax", "wrong_dim", LSM_CORE)
 def log_softmax_last_dim(input, dim):
     m = input.max(-1, keepdim=True)[0]  # "classes are the last dimension"
     return input - m - (input - m).exp().sum(-1, keepdim=True).log()
 
 
-@wrong("log_softmax", "log_of_softmax")
+@wrong("log_softmax", "log_of_softmax", LSM_STABLE)
 def log_softmax_log_of_stable_softmax(input, dim):
     z = input - input.amax(dim=dim, keepdim=True)
     probs = torch.exp(z) / torch.exp(z).sum(dim=dim, keepdim=True)
     return torch.log(probs)
 
 
-@wrong("log_softmax", "clamped_probabilities")
+@wrong("log_softmax", "clamped_probabilities", LSM_STABLE)
 def log_softmax_log_plus_eps(input, dim):
     z = input - input.amax(dim=dim, keepdim=True)
     probs = z.exp() / z.exp().sum(dim=dim, keepdim=True)
     return torch.log(probs + 1e-10)
 
 
-@wrong("log_softmax", "clamped_probabilities")
+@wrong("log_softmax", "clamped_probabilities", LSM_STABLE)
 def log_softmax_clamp(input, dim):
     z = input - input.amax(dim=dim, keepdim=True)
     probs = z.exp() / z.exp().sum(dim=dim, keepdim=True)
@@ -126,7 +169,7 @@ def good_nll(input, target, weight=None, ignore_index=-100, reduction="mean"):
     return reduce(loss, reduction)
 
 
-@wrong("nll_loss", "weighted_mean_over_n")
+@wrong("nll_loss", "weighted_mean_over_n", WEIGHTS, IGNORE)
 def nll_divides_by_n(input, target, weight=None, ignore_index=-100, reduction="mean"):
     mask = target != ignore_index
     t = torch.where(mask, target, torch.zeros_like(target))
@@ -138,7 +181,7 @@ def nll_divides_by_n(input, target, weight=None, ignore_index=-100, reduction="m
     return reduce(loss, reduction)
 
 
-@wrong("nll_loss", "weighted_mean_over_n")
+@wrong("nll_loss", "weighted_mean_over_n", WEIGHTS, IGNORE)
 def nll_divides_by_count(input, target, weight=None, ignore_index=-100, reduction="mean"):
     mask = target != ignore_index
     t = torch.where(mask, target, torch.zeros_like(target))
@@ -150,7 +193,7 @@ def nll_divides_by_count(input, target, weight=None, ignore_index=-100, reductio
     return reduce(loss, reduction)
 
 
-@wrong("nll_loss", "ignored_in_denominator")
+@wrong("nll_loss", "ignored_in_denominator", IGNORE)
 def nll_ignored_weights_counted(input, target, weight=None, ignore_index=-100, reduction="mean"):
     mask = target != ignore_index
     t = target.clamp(min=0)
@@ -161,7 +204,7 @@ def nll_ignored_weights_counted(input, target, weight=None, ignore_index=-100, r
     return reduce(loss, reduction)
 
 
-@wrong("nll_loss", "ignored_rows_dropped")
+@wrong("nll_loss", "ignored_rows_dropped", IGNORE)
 def nll_filters_ignored(input, target, weight=None, ignore_index=-100, reduction="mean"):
     if input.dim() > 2:  # per-position classification: one row per position
         C = input.shape[1]
@@ -176,12 +219,12 @@ def nll_filters_ignored(input, target, weight=None, ignore_index=-100, reduction
     return reduce(loss, reduction)
 
 
-@wrong("nll_loss", "hard_coded_ignore")
+@wrong("nll_loss", "hard_coded_ignore", IGNORE)
 def nll_ignores_minus_100_only(input, target, weight=None, ignore_index=-100, reduction="mean"):
     return good_nll(input, target, weight, -100, reduction)
 
 
-@wrong("nll_loss", "kdim_flattened_wrong")
+@wrong("nll_loss", "kdim_flattened_wrong", NLL_CORE)
 def nll_reshape_flat(input, target, weight=None, ignore_index=-100, reduction="mean"):
     shape = target.shape
     if input.dim() > 2:
@@ -191,23 +234,23 @@ def nll_reshape_flat(input, target, weight=None, ignore_index=-100, reduction="m
     return out.reshape(shape) if reduction == "none" else out
 
 
-@wrong("nll_loss", "weight_ignored")
+@wrong("nll_loss", "weight_ignored", WEIGHTS)
 def nll_without_weights(input, target, weight=None, ignore_index=-100, reduction="mean"):
     return good_nll(input, target, None, ignore_index, reduction)
 
 
-@wrong("nll_loss", "mean_sum_swapped")
+@wrong("nll_loss", "mean_sum_swapped", NLL_CORE, IGNORE)
 def nll_swapped(input, target, weight=None, ignore_index=-100, reduction="mean"):
     swapped = {"mean": "sum", "sum": "mean"}.get(reduction, reduction)
     return good_nll(input, target, weight, ignore_index, swapped)
 
 
-@wrong("nll_loss", "no_negation")
+@wrong("nll_loss", "no_negation", NLL_CORE)
 def nll_no_minus(input, target, weight=None, ignore_index=-100, reduction="mean"):
     return -good_nll(input, target, weight, ignore_index, reduction)
 
 
-@wrong("nll_loss", "all_ignored_zero")
+@wrong("nll_loss", "all_ignored_zero", IGNORE)
 def nll_eps_denominator(input, target, weight=None, ignore_index=-100, reduction="mean"):
     mask = (target != ignore_index).to(input.dtype)
     t = target * (target != ignore_index)
@@ -218,7 +261,7 @@ def nll_eps_denominator(input, target, weight=None, ignore_index=-100, reduction
     return reduce(loss, reduction)
 
 
-@wrong("nll_loss", "invalid_reduction_accepted")
+@wrong("nll_loss", "invalid_reduction_accepted", API)
 def nll_falls_through(input, target, weight=None, ignore_index=-100, reduction="mean"):
     mask = (target != ignore_index).to(input.dtype)
     t = target * (target != ignore_index)
@@ -284,37 +327,46 @@ def good_smoothing(nll, logp, target, weight, ignore_index, reduction, eps, C):
     return (1 - eps) * nll + eps / C * smooth
 
 
-for _key, _nll in [
-    ("weighted_mean_over_n", nll_divides_by_n),
-    ("ignored_in_denominator", nll_ignored_weights_counted),
-    ("ignored_rows_dropped", nll_filters_ignored),
-    ("hard_coded_ignore", nll_ignores_minus_100_only),
-    ("kdim_flattened_wrong", nll_reshape_flat),
-    ("weight_ignored", nll_without_weights),
-    ("mean_sum_swapped", nll_swapped),
-    ("no_negation", nll_no_minus),
-    ("all_ignored_zero", nll_eps_denominator),
-    ("invalid_reduction_accepted", nll_falls_through),
-]:
-    _ce = build_ce(nll=_nll)
-    _ce.__name__ = f"cross_entropy_with_{_nll.__name__}"
-    wrong("cross_entropy", _key)(_ce)
+# A learner's cross_entropy as the notebook asks for it: on their own log_softmax and nll_loss,
+# called by name. With a wrong helper it is checked on a correct one (a mistake is charged once).
+CE_ON_HELPERS = """
+def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean",
+                  label_smoothing=0.0):
+    class_dim = 0 if input.dim() == 1 else 1
+    C = input.shape[class_dim]
+    logp = log_softmax(input, class_dim)
+    if target.dtype.is_floating_point and target.shape == input.shape:
+        return good_prob(logp, target, weight, reduction, label_smoothing, C)
+    loss = nll_loss(logp, target, weight, ignore_index, reduction)
+    if label_smoothing > 0:
+        return good_smoothing(loss, logp, target, weight, ignore_index, reduction,
+                              label_smoothing, C)
+    return loss
+"""
+
+for _nll in (nll_divides_by_n, nll_divides_by_count, nll_ignored_weights_counted,
+             nll_filters_ignored, nll_ignores_minus_100_only, nll_reshape_flat,
+             nll_without_weights, nll_swapped, nll_no_minus, nll_eps_denominator,
+             nll_falls_through):
+    DEPENDENT.append(("cross_entropy", "nll_loss", on_helpers(
+        CE_ON_HELPERS, "cross_entropy", log_softmax=good_log_softmax, nll_loss=_nll,
+        good_prob=good_prob, good_smoothing=good_smoothing)))
 
 
-@wrong("cross_entropy", "no_log_softmax")
+@wrong("cross_entropy", "no_log_softmax", CE_CORE, SMOOTHING, PROBS)
 def ce_forgets_log_softmax(input, target, weight=None, ignore_index=-100, reduction="mean",
                            label_smoothing=0.0):
     return good_nll(input, target, weight, ignore_index, reduction)  # logits are not log-probs
 
 
-@wrong("cross_entropy", "class_dim_last")
+@wrong("cross_entropy", "class_dim_last", CE_CORE)
 def ce_softmax_over_last_dim(input, target, weight=None, ignore_index=-100, reduction="mean",
                              label_smoothing=0.0):
     return build_ce(class_dim=lambda x: -1)(input, target, weight, ignore_index, reduction,
                                             label_smoothing)
 
 
-@wrong("cross_entropy", "overflow")
+@wrong("cross_entropy", "overflow", CE_CORE)
 def ce_naive_softmax(input, target, weight=None, ignore_index=-100, reduction="mean",
                      label_smoothing=0.0):
     def naive(x, dim):
@@ -323,7 +375,7 @@ def ce_naive_softmax(input, target, weight=None, ignore_index=-100, reduction="m
                                        label_smoothing)
 
 
-@wrong("cross_entropy", "log_of_softmax")
+@wrong("cross_entropy", "log_of_softmax", CE_CORE)
 def ce_log_of_softmax(input, target, weight=None, ignore_index=-100, reduction="mean",
                       label_smoothing=0.0):
     def log_of_stable_softmax(x, dim):
@@ -332,7 +384,7 @@ def ce_log_of_softmax(input, target, weight=None, ignore_index=-100, reduction="
                                                        reduction, label_smoothing)
 
 
-@wrong("cross_entropy", "clamped_probabilities")
+@wrong("cross_entropy", "clamped_probabilities", CE_CORE)
 def ce_log_of_clamped_softmax(input, target, weight=None, ignore_index=-100, reduction="mean",
                               label_smoothing=0.0):
     def clamped(x, dim):
@@ -417,7 +469,13 @@ for _key, _kwargs in [
 ]:
     _ce = build_ce(**_kwargs)
     _ce.__name__ = f"cross_entropy_with_{next(iter(_kwargs.values())).__name__}"
-    wrong("cross_entropy", _key)(_ce)
+    wrong("cross_entropy", _key, PROBS if "prob" in _key else SMOOTHING)(_ce)
+
+for _lsm in (log_softmax_naive, log_softmax_global_max, log_softmax_forgot_max,
+             log_softmax_last_dim, log_softmax_clamp):
+    DEPENDENT.append(("cross_entropy", "log_softmax", on_helpers(
+        CE_ON_HELPERS, "cross_entropy", log_softmax=_lsm, nll_loss=good_nll,
+        good_prob=good_prob, good_smoothing=good_smoothing)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -447,7 +505,7 @@ def good_bce(input, target, weight=None, reduction="mean", pos_weight=None):
     return reduce(loss if weight is None else loss * weight, reduction)
 
 
-@wrong("binary_cross_entropy_with_logits", "abs_kink_gradient")
+@wrong("binary_cross_entropy_with_logits", "abs_kink_gradient", BCE_STABLE)
 def bce_textbook(input, target, weight=None, reduction="mean", pos_weight=None):
     # max(x, 0) - x * t + log(1 + exp(-|x|)): right values, wrong gradient at x = 0
     check_args(input, target, reduction)
@@ -460,7 +518,7 @@ def bce_textbook(input, target, weight=None, reduction="mean", pos_weight=None):
     return reduce(loss if weight is None else loss * weight, reduction)
 
 
-@wrong("binary_cross_entropy_with_logits", "unstable_log_sigmoid")
+@wrong("binary_cross_entropy_with_logits", "unstable_log_sigmoid", BCE_STABLE)
 def bce_log_sigmoid(input, target, weight=None, reduction="mean", pos_weight=None):
     check_args(input, target, reduction)
     p = torch.sigmoid(input)
@@ -469,7 +527,7 @@ def bce_log_sigmoid(input, target, weight=None, reduction="mean", pos_weight=Non
     return reduce(loss if weight is None else loss * weight, reduction)
 
 
-@wrong("binary_cross_entropy_with_logits", "clamped_probabilities")
+@wrong("binary_cross_entropy_with_logits", "clamped_probabilities", BCE_STABLE)
 def bce_clamped(input, target, weight=None, reduction="mean", pos_weight=None):
     check_args(input, target, reduction)
     eps = 1e-7
@@ -479,7 +537,7 @@ def bce_clamped(input, target, weight=None, reduction="mean", pos_weight=None):
     return reduce(loss if weight is None else loss * weight, reduction)
 
 
-@wrong("binary_cross_entropy_with_logits", "soft_target_where")
+@wrong("binary_cross_entropy_with_logits", "soft_target_where", BCE_CORE)
 def bce_where_on_label(input, target, weight=None, reduction="mean", pos_weight=None):
     check_args(input, target, reduction)
     a, b = stable_terms(input)
@@ -488,17 +546,17 @@ def bce_where_on_label(input, target, weight=None, reduction="mean", pos_weight=
     return reduce(loss if weight is None else loss * weight, reduction)
 
 
-@wrong("binary_cross_entropy_with_logits", "weight_ignored")
+@wrong("binary_cross_entropy_with_logits", "weight_ignored", BCE_WEIGHTS)
 def bce_forgets_weight(input, target, weight=None, reduction="mean", pos_weight=None):
     return good_bce(input, target, None, reduction, pos_weight)
 
 
-@wrong("binary_cross_entropy_with_logits", "pos_weight_ignored")
+@wrong("binary_cross_entropy_with_logits", "pos_weight_ignored", BCE_WEIGHTS)
 def bce_forgets_pos_weight(input, target, weight=None, reduction="mean", pos_weight=None):
     return good_bce(input, target, weight, reduction, None)
 
 
-@wrong("binary_cross_entropy_with_logits", "pos_weight_on_negative")
+@wrong("binary_cross_entropy_with_logits", "pos_weight_on_negative", BCE_WEIGHTS)
 def bce_pos_weight_negative(input, target, weight=None, reduction="mean", pos_weight=None):
     check_args(input, target, reduction)
     a, b = stable_terms(input)
@@ -507,7 +565,7 @@ def bce_pos_weight_negative(input, target, weight=None, reduction="mean", pos_we
     return reduce(loss if weight is None else loss * weight, reduction)
 
 
-@wrong("binary_cross_entropy_with_logits", "pos_weight_on_both")
+@wrong("binary_cross_entropy_with_logits", "pos_weight_on_both", BCE_WEIGHTS)
 def bce_pos_weight_everywhere(input, target, weight=None, reduction="mean", pos_weight=None):
     loss = good_bce(input, target, weight, "none")
     if pos_weight is not None:
@@ -515,7 +573,7 @@ def bce_pos_weight_everywhere(input, target, weight=None, reduction="mean", pos_
     return reduce(loss, reduction)
 
 
-@wrong("binary_cross_entropy_with_logits", "no_size_check")
+@wrong("binary_cross_entropy_with_logits", "no_size_check", API)
 def bce_broadcasts(input, target, weight=None, reduction="mean", pos_weight=None):
     if reduction not in ("none", "mean", "sum"):
         raise ValueError(reduction)
@@ -525,13 +583,13 @@ def bce_broadcasts(input, target, weight=None, reduction="mean", pos_weight=None
     return reduce(loss if weight is None else loss * weight, reduction)
 
 
-@wrong("binary_cross_entropy_with_logits", "mean_sum_swapped")
+@wrong("binary_cross_entropy_with_logits", "mean_sum_swapped", BCE_CORE, BCE_STABLE)
 def bce_swapped(input, target, weight=None, reduction="mean", pos_weight=None):
     return good_bce(input, target, weight, {"mean": "sum", "sum": "mean"}.get(reduction, reduction),
                     pos_weight)
 
 
-@wrong("binary_cross_entropy_with_logits", "invalid_reduction_accepted")
+@wrong("binary_cross_entropy_with_logits", "invalid_reduction_accepted", API)
 def bce_falls_through(input, target, weight=None, reduction="mean", pos_weight=None):
     loss = good_bce(input, target, weight, "none", pos_weight)
     if reduction == "mean":
@@ -565,61 +623,61 @@ def focal(inputs, targets, alpha, gamma, reduction, *, ce=None, factor=None, alp
     raise ValueError(reduction)
 
 
-@wrong("sigmoid_focal_loss", "mean_default")
+@wrong("sigmoid_focal_loss", "mean_default", FOCAL_REDUCTIONS)
 def focal_mean_by_default(inputs, targets, alpha=0.25, gamma=2, reduction="mean"):
     return focal(inputs, targets, alpha, gamma, reduction)
 
 
-@wrong("sigmoid_focal_loss", "mean_sum_swapped")
+@wrong("sigmoid_focal_loss", "mean_sum_swapped", FOCAL_CORE, FOCAL_REDUCTIONS)
 def focal_swapped(inputs, targets, alpha=0.25, gamma=2, reduction="none"):
     swapped = {"mean": "sum", "sum": "mean"}.get(reduction, reduction)
     return focal(inputs, targets, alpha, gamma, swapped)
 
 
-@wrong("sigmoid_focal_loss", "no_modulating_factor")
+@wrong("sigmoid_focal_loss", "no_modulating_factor", FOCAL_CORE)
 def focal_no_gamma(inputs, targets, alpha=0.25, gamma=2, reduction="none"):
     return focal(inputs, targets, alpha, gamma, reduction, factor=lambda p, p_t, g: 1.0)
 
 
-@wrong("sigmoid_focal_loss", "modulating_wrong")
+@wrong("sigmoid_focal_loss", "modulating_wrong", FOCAL_CORE)
 def focal_gamma_on_p(inputs, targets, alpha=0.25, gamma=2, reduction="none"):
     return focal(inputs, targets, alpha, gamma, reduction,
                  factor=lambda p, p_t, g: (1 - p) ** g)
 
 
-@wrong("sigmoid_focal_loss", "modulating_wrong")
+@wrong("sigmoid_focal_loss", "modulating_wrong", FOCAL_CORE)
 def focal_gamma_on_p_t(inputs, targets, alpha=0.25, gamma=2, reduction="none"):
     return focal(inputs, targets, alpha, gamma, reduction, factor=lambda p, p_t, g: p_t ** g)
 
 
-@wrong("sigmoid_focal_loss", "alpha_both_terms")
+@wrong("sigmoid_focal_loss", "alpha_both_terms", ALPHA)
 def focal_alpha_everywhere(inputs, targets, alpha=0.25, gamma=2, reduction="none"):
     return focal(inputs, targets, alpha, gamma, reduction, alpha_t=lambda a, t: a)
 
 
-@wrong("sigmoid_focal_loss", "alpha_swapped")
+@wrong("sigmoid_focal_loss", "alpha_swapped", ALPHA)
 def focal_alpha_on_negatives(inputs, targets, alpha=0.25, gamma=2, reduction="none"):
     return focal(inputs, targets, alpha, gamma, reduction,
                  alpha_t=lambda a, t: (1 - a) * t + a * (1 - t))
 
 
-@wrong("sigmoid_focal_loss", "alpha_negative_not_handled")
+@wrong("sigmoid_focal_loss", "alpha_negative_not_handled", ALPHA)
 def focal_alpha_always(inputs, targets, alpha=0.25, gamma=2, reduction="none"):
     return focal(inputs, targets, alpha, gamma, reduction, apply_alpha=lambda a: True)
 
 
-@wrong("sigmoid_focal_loss", "alpha_zero_skipped")
+@wrong("sigmoid_focal_loss", "alpha_zero_skipped", ALPHA)
 def focal_alpha_if_truthy(inputs, targets, alpha=0.25, gamma=2, reduction="none"):
     return focal(inputs, targets, alpha, gamma, reduction, apply_alpha=lambda a: a > 0)
 
 
-@wrong("sigmoid_focal_loss", "abs_kink_gradient")
+@wrong("sigmoid_focal_loss", "abs_kink_gradient", FOCAL_CORE)
 def focal_textbook_bce(inputs, targets, alpha=0.25, gamma=2, reduction="none"):
     return focal(inputs, targets, alpha, gamma, reduction,
                  ce=lambda x, t: bce_textbook(x, t, reduction="none"))
 
 
-@wrong("sigmoid_focal_loss", "unstable_log_sigmoid")
+@wrong("sigmoid_focal_loss", "unstable_log_sigmoid", FOCAL_CORE)
 def focal_log_p_t(inputs, targets, alpha=0.25, gamma=2, reduction="none"):
     def ce(x, t):
         p = torch.sigmoid(x)
@@ -627,7 +685,7 @@ def focal_log_p_t(inputs, targets, alpha=0.25, gamma=2, reduction="none"):
     return focal(inputs, targets, alpha, gamma, reduction, ce=ce)
 
 
-@wrong("sigmoid_focal_loss", "clamped_probabilities")
+@wrong("sigmoid_focal_loss", "clamped_probabilities", FOCAL_CORE)
 def focal_clamped(inputs, targets, alpha=0.25, gamma=2, reduction="none"):
     def ce(x, t):
         p_t = torch.sigmoid(x) * t + (1 - torch.sigmoid(x)) * (1 - t)
@@ -635,7 +693,268 @@ def focal_clamped(inputs, targets, alpha=0.25, gamma=2, reduction="none"):
     return focal(inputs, targets, alpha, gamma, reduction, ce=ce)
 
 
-@wrong("sigmoid_focal_loss", "invalid_reduction_accepted")
+@wrong("sigmoid_focal_loss", "invalid_reduction_accepted", FOCAL_REDUCTIONS)
 def focal_falls_through(inputs, targets, alpha=0.25, gamma=2, reduction="none"):
     loss = focal(inputs, targets, alpha, gamma, "none")
     return {"mean": loss.mean(), "sum": loss.sum()}.get(reduction, loss)
+
+
+# A learner's focal loss on their own BCE with logits, called by name.
+FOCAL_ON_BCE = """
+def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2, reduction="none"):
+    p = torch.sigmoid(inputs)
+    ce = binary_cross_entropy_with_logits(inputs, targets, reduction="none")
+    p_t = p * targets + (1 - p) * (1 - targets)
+    loss = ce * (1 - p_t) ** gamma
+    if alpha >= 0:
+        loss = (alpha * targets + (1 - alpha) * (1 - targets)) * loss
+    if reduction == "none":
+        return loss
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    raise ValueError(reduction)
+"""
+
+# (The other wrong BCE answers differ only where the focal loss does not call them.)
+for _bce in (bce_textbook, bce_log_sigmoid, bce_clamped):
+    DEPENDENT.append(("sigmoid_focal_loss", "binary_cross_entropy_with_logits", on_helpers(
+        FOCAL_ON_BCE, "sigmoid_focal_loss", binary_cross_entropy_with_logits=_bce)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Right answers, written in other legitimate ways: they score full marks
+
+
+@right("log_softmax")
+def log_softmax_max_values_kept_in_graph(input, dim):
+    m = input.max(dim=dim, keepdim=True).values  # not detached: its gradient cancels out
+    return (input - m) - torch.log(torch.exp(input - m).sum(dim=dim, keepdim=True))
+
+
+@right("log_softmax")
+def log_softmax_last_dim_moved(input, dim):
+    x = input.movedim(dim, -1)
+    z = x - x.amax(-1, keepdim=True)
+    return (z - z.exp().sum(-1, keepdim=True).log()).movedim(-1, dim)
+
+
+@right("log_softmax")
+def log_softmax_log_of_normalizer(input, dim):
+    z = input - torch.amax(input, dim, keepdim=True).detach()
+    return z - torch.log(torch.exp(z).sum(dim, keepdim=True))
+
+
+def check_reduction(reduction):
+    if reduction not in ("none", "mean", "sum"):
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+
+
+@right("nll_loss")
+def nll_one_hot_mask(input, target, weight=None, ignore_index=-100, reduction="mean"):
+    check_reduction(reduction)
+    cdim = 0 if input.dim() == 1 else 1
+    C = input.shape[cdim]
+    keep = target != ignore_index
+    t = torch.where(keep, target, torch.zeros_like(target))
+    shape = [1] * input.dim()
+    shape[cdim] = C
+    one_hot = (torch.arange(C).view(shape) == t.unsqueeze(cdim)).to(input.dtype)
+    w = (weight[t] if weight is not None else torch.ones(t.shape, dtype=input.dtype)) * keep
+    loss = -(input * one_hot).sum(cdim) * w
+    if reduction == "none":
+        return loss
+    return loss.sum() if reduction == "sum" else loss.sum() / w.sum()
+
+
+@right("nll_loss")
+def nll_flattened_rows(input, target, weight=None, ignore_index=-100, reduction="mean"):
+    check_reduction(reduction)
+    if input.dim() == 1:
+        input, target = input.unsqueeze(0), target.unsqueeze(0)
+        squeeze = True
+    else:
+        squeeze = False
+    C = input.shape[1]
+    shape = target.shape
+    x = input.movedim(1, -1).reshape(-1, C)  # one row per position, classes last
+    t = target.reshape(-1)
+    keep = t != ignore_index
+    t0 = t.masked_fill(~keep, 0)
+    picked = x[torch.arange(t.numel()), t0]
+    w = weight[t0] if weight is not None else torch.ones_like(picked)
+    w = torch.where(keep, w, torch.zeros_like(w))
+    loss = -picked * w
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "mean":
+        return loss.sum() / w.sum()
+    loss = loss.reshape(shape)
+    return loss[0] if squeeze else loss
+
+
+@right("nll_loss")
+def nll_gather_then_where(input, target, weight=None, ignore_index=-100, reduction="mean"):
+    cdim = 0 if input.dim() == 1 else 1
+    keep = target != ignore_index
+    t = torch.where(keep, target, 0)
+    picked = input.gather(cdim, t.unsqueeze(cdim)).squeeze(cdim)
+    w = torch.ones_like(picked) if weight is None else weight[t]
+    loss = torch.where(keep, -picked * w, torch.zeros_like(picked))
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "mean":
+        return loss.sum() / torch.where(keep, w, torch.zeros_like(w)).sum()
+    raise ValueError(reduction)
+
+
+def smoothed_distribution(logp, target, weight, ignore_index, eps):
+    """Index targets as a smoothed, weighted distribution q_c, and each position's weight w_y."""
+    cdim = 0 if logp.dim() == 1 else 1
+    C = logp.shape[cdim]
+    keep = target != ignore_index
+    t = torch.where(keep, target, 0)
+    one_hot = torch.zeros_like(logp).scatter(cdim, t.unsqueeze(cdim), 1.0)
+    q = one_hot * (1 - eps) + eps / C
+    if weight is not None:
+        q = q * class_weights_view(weight, logp)
+    w_y = (weight[t] if weight is not None else torch.ones(t.shape, dtype=logp.dtype)) * keep
+    return q * keep.unsqueeze(cdim), w_y
+
+
+@right("cross_entropy")
+def cross_entropy_smoothed_one_hot(input, target, weight=None, ignore_index=-100,
+                                   reduction="mean", label_smoothing=0.0):
+    # (1 - eps) w_y (-log p_y) + eps/C sum_c w_c (-log p_c) = -sum_c q_c log p_c, with
+    # q = w * ((1 - eps) one_hot + eps / C): one formula for both kinds of target
+    check_reduction(reduction)
+    cdim = 0 if input.dim() == 1 else 1
+    logp = good_log_softmax(input, cdim)
+    if target.dtype.is_floating_point and target.shape == input.shape:
+        return good_prob(logp, target, weight, reduction, label_smoothing, input.shape[cdim])
+    q, w_y = smoothed_distribution(logp, target, weight, ignore_index, label_smoothing)
+    loss = -(q * logp).sum(cdim)
+    if reduction == "mean":
+        return loss.sum() / w_y.sum()
+    return reduce(loss, reduction)
+
+
+@right("cross_entropy")
+def cross_entropy_nll_per_position(input, target, weight=None, ignore_index=-100,
+                                   reduction="mean", label_smoothing=0.0):
+    # nll_loss with reduction='none' for both terms, then one reduction of the sum
+    check_reduction(reduction)
+    cdim = 0 if input.dim() == 1 else 1
+    C = input.shape[cdim]
+    logp = nll_input = input - input.amax(cdim, keepdim=True)
+    logp = nll_input - nll_input.exp().sum(cdim, keepdim=True).log()
+    if target.dtype.is_floating_point and target.shape == input.shape:
+        return good_prob(logp, target, weight, reduction, label_smoothing, C)
+    keep = target != ignore_index
+    nll = good_nll(logp, target, weight, ignore_index, "none")
+    w = class_weights_view(weight, logp) if weight is not None else 1.0
+    smooth = -(logp * w).sum(cdim) * keep
+    loss = (1 - label_smoothing) * nll + label_smoothing / C * smooth
+    if reduction == "mean":
+        t = torch.where(keep, target, 0)
+        return loss.sum() / ((weight[t] if weight is not None else 1.0) * keep).sum()
+    return reduce(loss, reduction)
+
+
+@right("cross_entropy")
+def cross_entropy_classes_last(input, target, weight=None, ignore_index=-100, reduction="mean",
+                               label_smoothing=0.0):
+    # move the classes last, flatten to rows, compute, reshape back
+    check_reduction(reduction)
+    if input.dim() == 1:
+        out = cross_entropy_classes_last(input.unsqueeze(0), target.unsqueeze(0), weight,
+                                         ignore_index, reduction, label_smoothing)
+        return out[0] if reduction == "none" else out
+    C = input.shape[1]
+    x = input.movedim(1, -1).reshape(-1, C)
+    logp = good_log_softmax(x, 1)
+    eps = label_smoothing
+    w = weight if weight is not None else torch.ones(C, dtype=input.dtype)
+    if target.dtype.is_floating_point and target.shape == input.shape:
+        q = target.movedim(1, -1).reshape(-1, C) * (1 - eps) + eps / C
+        loss = -(q * w * logp).sum(1)
+        if reduction == "mean":
+            return loss.mean()
+        return reduce(loss.reshape(target.movedim(1, -1).shape[:-1]), reduction)
+    t = target.reshape(-1)
+    keep = t != ignore_index
+    t0 = torch.where(keep, t, 0)
+    picked = logp[torch.arange(t.numel()), t0]
+    w_y = w[t0] * keep
+    loss = (1 - eps) * -picked * w_y + eps / C * -(logp * w).sum(1) * keep
+    if reduction == "mean":
+        return loss.sum() / w_y.sum()
+    return reduce(loss.reshape(target.shape), reduction)
+
+
+@right("binary_cross_entropy_with_logits")
+def bce_with_softplus(input, target, weight=None, reduction="mean", pos_weight=None):
+    check_args(input, target, reduction)
+    pos, neg = F.softplus(-input), F.softplus(input)  # -log sigmoid(x), -log(1 - sigmoid(x))
+    pw = 1.0 if pos_weight is None else pos_weight
+    loss = pw * target * pos + (1 - target) * neg
+    return reduce(loss if weight is None else loss * weight, reduction)
+
+
+@right("binary_cross_entropy_with_logits")
+def bce_with_logsigmoid(input, target, weight=None, reduction="mean", pos_weight=None):
+    check_args(input, target, reduction)
+    log_p, log_not_p = F.logsigmoid(input), F.logsigmoid(-input)
+    if pos_weight is not None:
+        log_p = pos_weight * log_p
+    loss = -(target * log_p + (1 - target) * log_not_p)
+    if weight is not None:
+        loss = weight * loss
+    return reduce(loss, reduction)
+
+
+@right("binary_cross_entropy_with_logits")
+def bce_with_logaddexp(input, target, weight=None, reduction="mean", pos_weight=None):
+    check_args(input, target, reduction)
+    softplus_neg = torch.logaddexp(torch.zeros_like(input), -input)  # log(1 + e^-x)
+    log_weight = 1 if pos_weight is None else 1 + (pos_weight - 1) * target
+    loss = (1 - target) * input + log_weight * softplus_neg
+    return reduce(loss * weight if weight is not None else loss, reduction)
+
+
+@right("sigmoid_focal_loss")
+def focal_from_logsigmoid(inputs, targets, alpha=0.25, gamma=2, reduction="none"):
+    # the paper's -log p_t, written stably without a BCE function
+    p = torch.sigmoid(inputs)
+    ce = -(targets * F.logsigmoid(inputs) + (1 - targets) * F.logsigmoid(-inputs))
+    p_t = p * targets + (1 - p) * (1 - targets)
+    loss = ce * (1 - p_t) ** gamma
+    if alpha >= 0:
+        loss = (alpha * targets + (1 - alpha) * (1 - targets)) * loss
+    return reduce(loss, reduction)
+
+
+@right("sigmoid_focal_loss")
+def focal_with_where(inputs, targets, alpha=0.25, gamma=2, reduction="none"):
+    if reduction not in ("none", "mean", "sum"):
+        raise ValueError(reduction)
+    p = torch.sigmoid(inputs)
+    ce = good_bce(inputs, targets, reduction="none")
+    one_minus_p_t = p + targets - 2 * p * targets  # 1 - p_t, expanded
+    loss = ce * one_minus_p_t.pow(gamma)
+    if alpha >= 0:
+        loss = torch.where(targets == 1, alpha * loss, (1 - alpha) * loss)
+    return {"none": loss, "mean": loss.mean(), "sum": loss.sum()}[reduction]
+
+
+@right("sigmoid_focal_loss")
+def focal_modulating_first(inputs, targets, alpha=0.25, gamma=2, reduction="none"):
+    p = torch.sigmoid(inputs)
+    p_t = p * targets + (1 - p) * (1 - targets)
+    modulating = (1 - p_t) ** gamma
+    alpha_t = alpha * targets + (1 - alpha) * (1 - targets) if alpha >= 0 else 1.0
+    loss = alpha_t * modulating * good_bce(inputs, targets, reduction="none")
+    return reduce(loss, reduction)
