@@ -28,12 +28,45 @@ computed when the case is built.
 
 The mistakes tables are made of *models*: one re-implementation with named bugs switched on, so
 that a failing answer is matched with the mistake it behaves like.
+
+Scoring (``grader/kit/scoring.py``): the points split into facets, stated in the exercise text.
+
+- ``sgd_step`` (4): update rule 1.5, momentum and Nesterov 1 (momentum, dampening, nesterov),
+  weight decay 0.5, maximize 0.5, API contract 0.5 (returns None, updates the parameters in
+  place, leaves the gradients alone, also when the same gradient tensors are reused).
+- ``SGD`` (6): update rule 2, momentum and Nesterov 1, weight decay 0.5, maximize 0.5, API
+  contract 1.5 (argument validation, defaults and positional arguments, parameter groups, None
+  gradients, closures, a learning rate changed between steps, ``.grad`` left alone),
+  state_dict compatibility 0.5 (``state[p]["momentum_buffer"]``, the option names in
+  ``param_groups``, a ``state_dict`` round trip, PyTorch's ``state_dict`` loaded into yours).
+
+A case that combines options counts towards the facet of its most intricate option (momentum
+family, then maximize, then weight decay): a bug of an unknown kind in the momentum code then
+costs the momentum facet only. Each case compares only what its facet is about (trajectories and
+buffers for the update facets, the contract's observations for the contract cases, the state and
+``param_groups`` for the state_dict cases), and every mistake of the tables names the facet it
+costs, so a known mistake is charged once whichever cases show it. Mistakes that leave nothing to
+check (an update that raises on every call, parameters that never move) name no facet: they cost
+the facets of the cases they fail.
+
+Strictness, PyTorch's and never more:
+
+- invalid arguments must raise PyTorch's exception *class* (``ValueError``); the message is not
+  graded (PyTorch's is shown as a hint when the class is wrong), and neither is the order of the
+  checks when several arguments are invalid;
+- the state may hold entries besides ``"momentum_buffer"`` (``torch.optim.SGD`` loads and keeps
+  them), and empty state dicts count as no state; the buffer itself, and no buffer where PyTorch
+  keeps none, are checked, since ``torch.optim.SGD`` reads exactly that key;
+- ``SGD`` is checked with a correct ``sgd_step`` in place of the learner's (``depends_on``), so a
+  mistake in ``sgd_step`` costs its own exercise only.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -41,18 +74,21 @@ import numpy as np
 import torch
 from torch.optim.sgd import sgd as _torch_functional_sgd
 
-from grader.kit.exercise import (ERROR_KEY, AnswerTypeError, Case, Exercise, Mistake, Outputs,
-                             Verdict, compare_outputs, make_check, tensor,
-                             to_plain)
-from grader.kit.optim import (build_params, coefficients, diagnose, judge,
+from grader.kit.exercise import (ERROR_KEY, AnswerTypeError, Case, Exercise, Facet, Mistake,
+                                 Outputs, Verdict, compare_outputs, make_check, tensor, to_plain)
+from grader.kit.optim import (build_params, coefficients, diagnose, group_value, judge,
                               memo_capture, param_spec, plain_state_dict, take_step,
-                              tensor_state_dict, tolerance, group_value)
+                              tensor_state_dict, tolerance)
 
 CHAPTER = "03_sgd"
 
 STEPS = 50
 HYPER = ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize")
 POSITIONAL = ("lr", "momentum", "dampening", "weight_decay", "nesterov")  # maximize: keyword-only
+
+# Facet names, as the exercise text states them.
+UPDATE, MOMENTUM, DECAY, MAXIMIZE = "update rule", "momentum and Nesterov", "weight decay", "maximize"
+CONTRACT, STATE = "API contract", "state_dict compatibility"
 
 # What the learner re-implements, under every name it can be reached by. Classes are caught as
 # base classes; torch.optim.SGD used inside the answer trips over the functions its step calls.
@@ -125,32 +161,42 @@ def valid_combinations() -> list[dict[str, bool]]:
     return [c for c in combos if not c["nesterov"] or (c["momentum"] and not c["dampening"])]
 
 
+def option_facet(options: dict[str, Any]) -> str:
+    """The facet a run with these options counts towards: its most intricate option's."""
+    if options.get("momentum") or options.get("dampening") or options.get("nesterov"):
+        return MOMENTUM
+    if options.get("maximize"):
+        return MAXIMIZE
+    if options.get("weight_decay"):
+        return DECAY
+    return UPDATE
+
+
 # ---------------------------------------------------------------------------------------------
 # Plain data <-> state dicts
 
 
 def state_outputs(sd: dict[str, Any], prefix: str = "") -> Outputs:
-    """The state and the hyperparameters of a plain ``state_dict`` as outputs.
+    """The momentum buffers and the hyperparameters of a plain ``state_dict`` as outputs.
 
-    The state is described key-agnostically (which parameters have any, whether it is exactly
-    ``{"momentum_buffer": tensor}``, and that tensor), so that two answers that store the buffer
-    under the same wrong key and under different wrong keys behave alike.
+    Only what ``torch.optim.SGD`` reads is compared: which parameters have a
+    ``"momentum_buffer"`` (none where PyTorch keeps none), its value, that the state is keyed by
+    parameter index, and each group's options under their PyTorch names. Other entries of a
+    parameter's state are allowed: PyTorch's ``load_state_dict`` keeps them and its ``step``
+    ignores them. The description is key-agnostic (a buffer under any other key reads as "no
+    momentum_buffer"), so that answers storing it under different wrong keys behave alike.
     """
     out: Outputs = {}
     state = sd["state"]
     n = sum(len(g["params"]) for g in sd["param_groups"])
-    out[f"{prefix}which parameters have state"] = np.array([i in state for i in range(n)])
+    out[f"{prefix}which parameters have state['momentum_buffer']"] = np.array(
+        [i in state and "momentum_buffer" in state[i] for i in range(n)])
     extra = sorted((k for k in state if not (isinstance(k, int) and 0 <= k < n)), key=str)
     if extra:
         out[f"{prefix}state entries that are not parameter indices"] = np.array(len(extra))
     for idx in range(n):
-        if idx not in state:
-            continue
-        entry = state[idx]
-        out[f"{prefix}state[{idx}] holds exactly one key, 'momentum_buffer'"] = np.array(
-            list(entry) == ["momentum_buffer"])
-        if "momentum_buffer" in entry:
-            out[f"{prefix}state[{idx}]['momentum_buffer']"] = entry["momentum_buffer"]
+        if idx in state and "momentum_buffer" in state[idx]:
+            out[f"{prefix}state[{idx}]['momentum_buffer']"] = state[idx]["momentum_buffer"]
     for i, group in enumerate(sd["param_groups"]):
         for name in HYPER:
             out[f"{prefix}param_groups[{i}] has {name!r}"] = np.array(name in group)
@@ -181,6 +227,15 @@ class SgdStepExercise(Exercise):
     grade_id = "test_sgd_step"
     points = 4.0
     forbidden = FORBIDDEN
+    facets = (
+        Facet(UPDATE, 1.5, "plain steps w <- w - lr * g, in place, float32 kept, lr = 0"),
+        Facet(MOMENTUM, 1.0, "the buffer (b_1 = g_1, then momentum * b + (1 - dampening) * g), "
+                             "Nesterov's g + momentum * b, buffers written into the list"),
+        Facet(DECAY, 0.5, "weight_decay * w added to the gradient"),
+        Facet(MAXIMIZE, 0.5, "maximize negates the gradient first"),
+        Facet(CONTRACT, 0.5, "returns None, parameters updated in place, gradients left "
+                             "untouched (also when the caller reuses its gradient tensors)"),
+    )
 
     def torch_reference(self) -> Callable[..., Any]:
         return torch_sgd_step
@@ -215,6 +270,12 @@ class SgdStepExercise(Exercise):
             for j, p in enumerate(params):
                 trajectory[j].append(p.detach().clone())
         out: Outputs = {}
+        if a["checks"] == "contract":  # what the caller relies on, whatever the arithmetic
+            out["sgd_step returned None"] = np.array(returned_none)
+            out["the parameters moved (updated in place)"] = np.array(
+                any(not torch.equal(v[0], v[-1]) for v in trajectory))
+            out["grads left untouched by sgd_step"] = np.array(untouched)
+            return out
         for j, values in enumerate(trajectory):
             out[f"trajectory of parameter {j}"] = to_plain(torch.stack(values))
         out["which momentum_buffers are tensors after the last step"] = np.array(
@@ -222,23 +283,24 @@ class SgdStepExercise(Exercise):
         for j, b in enumerate(buffers):
             if b is not None:
                 out[f"momentum_buffers[{j}] after the last step"] = to_plain(b)
-        out["sgd_step returned None"] = np.array(returned_none)
-        out["grads left untouched by sgd_step"] = np.array(untouched)
         return out
 
     def case(self, label: str, rng: np.random.Generator, options: dict[str, Any], *,
              shapes: list[tuple[int, ...]] | None = None, dtype: str = "float64",
              reuse_grads: bool = False, public: bool = False) -> Case:
+        """A case of the update facets, or of the API contract when the gradients are reused."""
         full = {"lr": 0.1, "momentum": 0.0, "dampening": 0.0, "weight_decay": 0.0,
                 "nesterov": False, "maximize": False, **options}
         shapes = shapes if shapes is not None else random_shapes(rng, 2)
         sign = -1.0 if full["maximize"] else 1.0
         args = {"params": [rng.normal(0.0, 1.0, s) for s in shapes],
                 "objective": [draw_objective(rng, s, sign) for s in shapes],
-                "options": full, "steps": STEPS, "dtype": dtype, "reuse_grads": reuse_grads}
+                "options": full, "steps": STEPS, "dtype": dtype, "reuse_grads": reuse_grads,
+                "checks": "contract" if reuse_grads else "math"}
         shown = ", ".join(str(s) for s in shapes)
         return Case(f"{label}: sgd_step(..., {fmt(full)}) for {STEPS} steps on params {shown} "
-                    f"{dtype}", args, public=public)
+                    f"{dtype}", args, public=public,
+                    facet=CONTRACT if reuse_grads else option_facet(full))
 
     def public_cases(self) -> list[Case]:
         rng = np.random.default_rng(3)
@@ -250,10 +312,16 @@ class SgdStepExercise(Exercise):
             self.case("Nesterov momentum and weight decay", rng,
                       {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 0.05},
                       public=True),
-            self.case("maximize (a concave objective) with weight decay", rng,
+            self.case("weight decay", rng, {"lr": 0.1, "weight_decay": 0.1}, public=True),
+            self.case("maximize (a concave objective)", rng, {"lr": 0.1, "maximize": True},
+                      public=True),
+            self.case("maximize with weight decay", rng,
                       {"lr": 0.1, "weight_decay": 0.05, "maximize": True}, public=True),
             self.case("the same gradient tensors reused every step", rng,
                       {"lr": 0.05, "momentum": 0.8}, reuse_grads=True, public=True),
+            self.case("the same gradient tensors reused, with weight decay and maximize", rng,
+                      {"lr": 0.05, "momentum": 0.8, "weight_decay": 0.05, "maximize": True},
+                      reuse_grads=True, public=True),
         ]
 
     def hidden_cases(self, rng: np.random.Generator) -> list[Case]:
@@ -264,19 +332,30 @@ class SgdStepExercise(Exercise):
                       draw_options(rng, True, False, True, False, True), reuse_grads=True),
             self.case("gradient tensors reused, Nesterov", rng,
                       draw_options(rng, True, False, False, True, False), reuse_grads=True),
+            self.case("float32", rng, draw_options(rng, False, False, False, False, False),
+                      dtype="float32"),
             self.case("float32", rng, draw_options(rng, True, True, True, False, False),
                       dtype="float32"),
             self.case("momentum 1 (accepted by PyTorch)", rng, {"lr": 0.01, "momentum": 1.0}),
+            self.case("lr 0 (nothing moves)", rng, {"lr": 0.0}),
             self.case("lr 0 (nothing moves)", rng, {"lr": 0.0, "momentum": 0.9,
                                                      "weight_decay": 0.1}),
         ]
         return cases
 
+    def simplicity(self, case: Case) -> tuple[Any, ...]:
+        """Public first, then the fewest options switched on, then the smallest parameters."""
+        a = case.args
+        on = sum(bool(v) for k, v in a["options"].items() if k != "lr")
+        size = sum(np.size(x) for x in a["params"])
+        return (not case.public, on + a["reuse_grads"], a["dtype"] != "float64", size, case.label)
+
     def reference(self, case: Case) -> Outputs:
         return memo_capture(self, self.torch_reference(), "reference", case)
 
     def compare(self, case: Case, got: Outputs, expected: Outputs) -> str | None:
-        return compare_outputs(got, expected, **tolerance(case))
+        problem = compare_outputs(got, expected, **tolerance(case))
+        return with_hint(problem, got, expected, case)
 
     def diagnose(self, case: Case, got: Outputs) -> Mistake | None:
         return diagnose(self, case, got)
@@ -301,12 +380,13 @@ def train(impl: Any, a: dict[str, Any]) -> tuple[Outputs, dict[str, Any]]:
         optimizer.load_state_dict(tensor_state_dict(a["load"]))
     out: Outputs = {}
     trajectory = [[p.detach().clone()] for p in flat]
-    losses, untouched = [], True
+    losses, kept, untouched = [], True, True
     for i in range(a["steps"]):
         t = a["start"] + i
         if a["resume_at"] == i:
             saved = plain_state_dict(optimizer.state_dict())
-            out.update(state_outputs(saved, prefix="state_dict() saved mid-run: "))
+            if a["checks"] == "state":
+                out.update(state_outputs(saved, prefix="state_dict() saved mid-run: "))
             # Built with the defaults only, like a restarted script: load_state_dict brings back
             # every group's options along with the state.
             optimizer = impl(param_spec(a, groups, options=False))
@@ -316,44 +396,75 @@ def train(impl: Any, a: dict[str, Any]) -> tuple[Outputs, dict[str, Any]]:
                 optimizer.param_groups[index]["lr"] = lr
         active = a["active"][i]
         given = take_step(optimizer, flat, coeffs, active, t, a, losses, objective_term)
-        untouched &= all(p.grad is not None and torch.equal(p.grad, g) for p, g in given)
+        kept &= all(p.grad is not None for p, _ in given)
+        untouched &= all(p.grad is None or torch.equal(p.grad, g) for p, g in given)
         for j, p in enumerate(flat):
             trajectory[j].append(p.detach().clone())
     for j, values in enumerate(trajectory):
         out[f"trajectory of parameter {j}"] = to_plain(torch.stack(values))
     if a["closure"]:
         out["losses returned by step(closure)"] = np.stack(losses)
-    out["p.grad left untouched by step()"] = np.array(untouched)
+    out["p.grad still set after step()"] = np.array(kept)
+    out["p.grad values left untouched by step()"] = np.array(untouched)
     final = plain_state_dict(optimizer.state_dict())
-    out.update(state_outputs(final))
+    if a["checks"] == "state":  # the state and param_groups: the state_dict facet's cases only
+        out.update(state_outputs(final))
     return out, final
 
 
 def construct(impl: Any, a: dict[str, Any]) -> Outputs:
-    """Only build the optimizer (defaults, positional arguments, validation errors)."""
+    """Only build the optimizer: does it accept the arguments (or raise as PyTorch does)?"""
+    if not (isinstance(impl, type) and issubclass(impl, torch.optim.Optimizer)):
+        raise AnswerTypeError("SGD must be a class that subclasses torch.optim.Optimizer")
     groups = build_params(a["groups"], a["dtype"])
-    optimizer = impl(param_spec(a, groups, options=True), *a["args"], **a["kwargs"])
-    return state_outputs(plain_state_dict(optimizer.state_dict()))
+    impl(param_spec(a, groups, options=True), *a["args"], **a["kwargs"])
+    return {"the optimizer was built": np.array(True)}
 
 
 HINTS = (
-    ("holds exactly one key", "keep each parameter's buffer in self.state[p]['momentum_buffer'] "
-                              "and nothing else in its state"),
+    ("parameters have state", "keep each parameter's buffer in self.state[p]['momentum_buffer'] "
+                              "(a tensor), created at its first step with a gradient, and only "
+                              "when its group's momentum is not 0"),
     ("['momentum_buffer']", "keep each parameter's buffer in self.state[p]['momentum_buffer'] (a "
                             "tensor), created at its first step with a gradient"),
-    ("parameters have state", "state is created at a parameter's first step with a gradient, "
-                              "and only when its group's momentum is not 0"),
     ("not parameter indices", "key self.state by the parameter tensors themselves"),
     ("param_groups[", "pass every option to Optimizer.__init__ in the defaults dict under its "
                       "PyTorch name and read it from the group in step()"),
-    ("p.grad left untouched", "step() changed p.grad in place (grad.add_(...), grad.neg_(), or a "
+    ("p.grad still set", "step() cleared the gradients (p.grad = None or zero_grad()): that is "
+                         "the training loop's job, before the next backward"),
+    ("p.grad values left untouched", "step() changed p.grad in place (grad.add_(...), grad.neg_(), or a "
                               "buffer that is p.grad itself); PyTorch leaves .grad as it is"),
     ("grads left untouched", "sgd_step changed a gradient in place (grad.add_(...), "
                              "grad.neg_(), or a buffer that is the gradient itself)"),
     ("losses returned", "step(closure) calls closure() under torch.enable_grad() and returns "
                         "its loss"),
     ("returned None", "sgd_step returns None: its results are the in-place updates"),
+    ("parameters moved", "update each params[i] in place (param.add_(d_p, alpha=-lr)) under "
+                         "torch.no_grad(); assigning params[i] = ... leaves the caller's tensor "
+                         "where it was"),
+    ("momentum_buffers are tensors", "with momentum != 0, put a new tensor into "
+                                     "momentum_buffers[i] at the first step; with momentum == 0 "
+                                     "leave the list alone"),
 )
+
+
+def with_hint(problem: str | None, got: Outputs, expected: Outputs, case: Case) -> str | None:
+    """``problem`` with a hint on its first differing output, or PyTorch's own error message.
+
+    Only the exception *class* is graded where PyTorch raises (its message is not: the learner's
+    words are theirs); PyTorch's message is shown when the class is wrong or nothing was raised.
+    """
+    if problem is None:
+        return None
+    if ERROR_KEY in expected:
+        return (f"{problem}\n  Hint: PyTorch raises {expected[ERROR_KEY]}"
+                f"({str(expected['__message__'])!r}) here")
+    if ERROR_KEY in got:
+        return problem
+    first = next((k for k in expected
+                  if compare_outputs(got, {k: expected[k]}, **tolerance(case)) is not None), "")
+    hints = [hint for pattern, hint in HINTS if pattern in first]
+    return problem + (f"\n  Hint: {hints[0]}" if hints else "")
 
 
 class SGDExercise(Exercise):
@@ -363,6 +474,25 @@ class SGDExercise(Exercise):
     grade_id = "test_SGD"
     points = 6.0
     forbidden = FORBIDDEN
+    facets = (
+        Facet(UPDATE, 2.0, "plain steps through the class, over 50 steps"),
+        Facet(MOMENTUM, 1.0, "momentum, dampening and Nesterov through the class"),
+        Facet(DECAY, 0.5, "weight decay through the class"),
+        Facet(MAXIMIZE, 0.5, "maximize through the class"),
+        Facet(CONTRACT, 1.5, "ValueError for invalid arguments, defaults and positional "
+                             "arguments, parameter groups, None gradients skipped, closures, "
+                             "group['lr'] changed between steps, .grad left alone"),
+        Facet(STATE, 0.5, "state[p]['momentum_buffer'] and the option names in param_groups, "
+                          "as torch.optim.SGD's; a state_dict round trip, both ways"),
+    )
+    # The learner's SGD may call their sgd_step: it is checked with a correct one in its place.
+    depends_on = ("sgd_step",)
+
+    def substitutes(self) -> dict[str, Any]:
+        return {"sgd_step": flawed_sgd_step()}  # the model with no bug: tensor primitives only
+
+    def prepare(self, impl: Any) -> Any:
+        return rebind_class(impl, self.substitutes())
 
     def torch_reference(self) -> Callable[..., Any]:
         return torch.optim.SGD
@@ -380,8 +510,12 @@ class SGDExercise(Exercise):
              args: tuple = (), kind: str = "train", steps: int = STEPS, closure: Any = False,
              none_grads: bool = False, set_to_none: bool = True, resume_at: int | None = None,
              set_lr: list[tuple[int, int, float]] | None = None,
-             dtype: str = "float64", public: bool = False) -> Case:
-        """One case as plain data; ``groups`` is a list of (shapes, options) for several groups."""
+             dtype: str = "float64", public: bool = False, facet: str | None = None) -> Case:
+        """One case as plain data; ``groups`` is a list of (shapes, options) for several groups.
+
+        ``facet``: the case's facet, by default that of its options (:func:`option_facet`).
+        """
+        facet = facet or option_facet(kwargs or {})
         kwargs = dict(kwargs or {})
         groups = groups if groups is not None else [(shapes or random_shapes(rng, 2), {})]
         specs = [{"params": [rng.normal(0.0, 1.0, s) for s in sh], "options": dict(opts)}
@@ -401,7 +535,8 @@ class SGDExercise(Exercise):
              "objective": objective, "steps": steps, "start": 0, "active": active,
              "closure": closure, "set_to_none": set_to_none, "resume_at": resume_at,
              "set_lr": list(set_lr or []), "dtype": dtype,
-             "flat": len(specs) == 1 and not specs[0]["options"], "load": None}
+             "flat": len(specs) == 1 and not specs[0]["options"], "load": None,
+             "checks": "state" if facet == STATE else "math"}
         shown = ", ".join(str(np.shape(p)) for g in specs for p in g["params"])
         if not a["flat"]:
             shown = "; ".join(f"group {i} {{{fmt(g['options'])}}} with "
@@ -411,7 +546,7 @@ class SGDExercise(Exercise):
                f"{', ' if kwargs else ''}{fmt(kwargs)})"
         text = f"{label}: {call}; params {shown} {dtype}" + \
                (f", {steps} steps" if kind == "train" else "")
-        return Case(text, a, public=public)
+        return Case(text, a, public=public, facet=facet)
 
     def resumed_from_torch(self, case: Case, at: int) -> Case:
         """The same run from step ``at`` on, started from torch.optim.SGD's params and state."""
@@ -424,7 +559,8 @@ class SGDExercise(Exercise):
                     resume_at=None, set_lr=[], load=sd)
         label = case.label.split(":", 1)[1].strip()
         return Case(f"torch.optim.SGD's state_dict at step {at} loaded into your SGD, then "
-                    f"{tail['steps']} more steps: {label}", tail, public=case.public)
+                    f"{tail['steps']} more steps: {label}", tail, public=case.public,
+                    facet=STATE)
 
     def public_cases(self) -> list[Case]:
         if self._public is None:  # fixed, and building them runs PyTorch's SGD: build them once
@@ -439,29 +575,34 @@ class SGDExercise(Exercise):
         groups = [([(3,)], {"lr": 0.1, "momentum": 0.9}),
                   ([(2, 2)], {"momentum": 0.0, "weight_decay": 0.1}),
                   ([()], {})]
-        resume = self.case("momentum and weight decay; state_dict() saved at step 25 (it must "
-                           "equal torch.optim.SGD's, so that each loads the other's), loaded into "
-                           "a fresh SGD(params) and resumed", rng,
-                           kwargs={**mom, "weight_decay": 0.05}, resume_at=25, public=True)
+        resume = self.case("momentum and weight decay, a second group without momentum; "
+                           "state_dict() saved at step 25 (it must equal torch.optim.SGD's, so "
+                           "that each loads the other's), loaded into a fresh SGD(params) and "
+                           "resumed", rng, kwargs={**mom, "weight_decay": 0.05},
+                           groups=[([(3,), (2,)], {}), ([(2,)], {"momentum": 0.0})],
+                           resume_at=25, public=True, facet=STATE)
         cases = [
             self.case("plain gradient descent", rng, kwargs={"lr": 0.1}, shapes=[(3,)],
                       public=True),
-            self.case("the defaults (lr=1e-3, no momentum)", rng, public=True),
             self.case("momentum with dampening", rng, kwargs={**mom, "dampening": 0.5},
                       public=True),
             self.case("Nesterov momentum and weight decay", rng,
                       kwargs={**mom, "nesterov": True, "weight_decay": 0.05}, public=True),
-            self.case("maximize (a concave objective) with momentum and weight decay", rng,
-                      kwargs={**mom, "weight_decay": 0.05, "maximize": True}, public=True),
+            self.case("weight decay", rng, kwargs={"lr": 0.1, "weight_decay": 0.1}, public=True),
+            self.case("maximize (a concave objective) with weight decay", rng,
+                      kwargs={"lr": 0.1, "weight_decay": 0.05, "maximize": True}, public=True),
+            self.case("the defaults (lr=1e-3, no momentum)", rng, public=True, facet=CONTRACT),
             self.case("three parameter groups with their own options", rng,
-                      kwargs={"lr": 0.05, "momentum": 0.5}, groups=groups, public=True),
+                      kwargs={"lr": 0.05, "momentum": 0.5}, groups=groups, public=True,
+                      facet=CONTRACT),
             self.case("some gradients None at some steps, the last parameter never has one", rng,
                       kwargs={**mom, "weight_decay": 0.05}, shapes=[(3,), (2,), (2,)],
-                      none_grads=True, public=True),
+                      none_grads=True, public=True, facet=CONTRACT),
             self.case("stepped with a closure; lr halved at step 25, as a scheduler does", rng,
-                      kwargs=mom, closure=True, set_lr=[(25, 0, 0.025)], public=True),
+                      kwargs=mom, closure=True, set_lr=[(25, 0, 0.025)], public=True,
+                      facet=CONTRACT),
             self.case("gradients zeroed in place (zero_grad(set_to_none=False))", rng, kwargs=mom,
-                      set_to_none=False, public=True),
+                      set_to_none=False, public=True, facet=CONTRACT),
             resume,
             self.resumed_from_torch(resume, 25),
         ]
@@ -480,10 +621,12 @@ class SGDExercise(Exercise):
                {"lr": neg(0.1, 1.0), "momentum": neg(0.1, 0.9)}]
         good = [{"lr": 0.0}, {"lr": 0.1, "dampening": 0.5}, {"lr": 0.1, "momentum": 1.5},
                 {"lr": 0.1, "dampening": -0.5, "momentum": 0.9}]
-        cases = [self.case("must raise ValueError", rng, kwargs=k, kind="construct", public=public)
+        cases = [self.case("must raise ValueError", rng, kwargs=k, kind="construct",
+                           public=public, facet=CONTRACT)
                  for k in (bad if not public else bad[:5])]
-        if not public:
-            cases += [self.case("is valid", rng, kwargs=k, kind="construct") for k in good]
+        cases += [self.case("is valid in PyTorch", rng, kwargs=k, kind="construct",
+                            public=public, facet=CONTRACT)
+                  for k in (good if not public else good[2:3])]
         return cases
 
     def hidden_cases(self, rng: np.random.Generator) -> list[Case]:
@@ -501,8 +644,9 @@ class SGDExercise(Exercise):
         positional = tuple(options.get(k, 0.0 if k != "nesterov" else False) for k in POSITIONAL)
         resume = self.case(f"groups, None gradients; state_dict() saved at step {at} (compared "
                            "with torch.optim.SGD's), loaded into a fresh SGD(params) and resumed",
-                           rng, kwargs=options, groups=groups, none_grads=True, resume_at=at)
-        cases += [
+                           rng, kwargs=options, groups=groups, none_grads=True, resume_at=at,
+                           facet=STATE)
+        api = [
             self.case("positional arguments", rng, args=positional),
             self.case("parameter groups with their own options", rng, kwargs=options,
                       groups=groups),
@@ -520,6 +664,9 @@ class SGDExercise(Exercise):
             self.case("lr changed in two groups mid-run", rng, kwargs=options,
                       groups=groups[:2], set_lr=[(int(rng.integers(5, 25)), 0, 0.02),
                                                  (int(rng.integers(25, 45)), 1, 0.2)]),
+        ]
+        cases += [dataclasses.replace(c, facet=CONTRACT) for c in api]
+        cases += [
             self.case("float32", rng, kwargs=draw_options(rng, True, True, True, False, False),
                       dtype="float32"),
             resume,
@@ -528,29 +675,49 @@ class SGDExercise(Exercise):
         cases += self.validation_cases(rng)
         return cases
 
+    def simplicity(self, case: Case) -> tuple[Any, ...]:
+        """Public first, then the fewest options and features, then the smallest parameters."""
+        a = case.args
+        options = [g["options"] for g in a["groups"]] + [a["kwargs"]]
+        on = sum(bool(v) for o in options for k, v in o.items() if k != "lr") + len(a["args"])
+        features = (len(a["groups"]) > 1, bool(a["closure"]), bool(a["set_lr"]),
+                    a["resume_at"] is not None, a["load"] is not None, not a["set_to_none"],
+                    bool(not a["active"].all()), a["dtype"] != "float64")
+        size = sum(np.size(x) for g in a["groups"] for x in g["params"])
+        return (not case.public, a["kind"] != "train", on + sum(features), size, case.label)
+
     # -- judging -------------------------------------------------------------------------------
     def reference(self, case: Case) -> Outputs:
         return memo_capture(self, self.torch_reference(), "reference", case)
 
     def compare(self, case: Case, got: Outputs, expected: Outputs) -> str | None:
+        # Where PyTorch raises, the exception class is what counts (compare_outputs compares
+        # classes only); the message is the learner's to word. PyTorch's is given as a hint.
         problem = compare_outputs(got, expected, **tolerance(case))
-        if ERROR_KEY in expected:
-            want, have = str(expected["__message__"]), str(got.get("__message__", ""))
-            if problem is None and want != have:
-                return f"the {got[ERROR_KEY]}'s message is {have!r}, expected PyTorch's {want!r}"
-            return problem
-        if problem is None or ERROR_KEY in got:
-            return problem
-        first = next(k for k in expected
-                     if compare_outputs(got, {k: expected[k]}, **tolerance(case)) is not None)
-        hints = [hint for pattern, hint in HINTS if pattern in first]
-        return problem + (f"\n  Hint: {hints[0]}" if hints else "")
+        return with_hint(problem, got, expected, case)
 
     def diagnose(self, case: Case, got: Outputs) -> Mistake | None:
-        return diagnose(self, case, got)
+        if case.args["kind"] != "construct":
+            return diagnose(self, case, got)
+        # Building the optimizer: a mistake is named by what is raised (its class) or not raised,
+        # never by the message's words.
+        for mistake in self.mistakes:
+            wrong = memo_capture(self, mistake.impl, mistake.key, case)
+            if compare_outputs(got, wrong, rtol=0.0, atol=0.0) is None:
+                return mistake
+        return None
 
     def judge(self, case: Case, got: Outputs, expected: Outputs | None = None) -> Verdict:
-        return judge(self, case, got, expected)
+        verdict = judge(self, case, got, expected)
+        if verdict.ok or verdict.mistake is not None or case.args["kind"] != "construct":
+            return verdict
+        # kit.optim.judge names no mistake where PyTorch raises; a missing or extra ValueError
+        # has its own mistakes here.
+        mistake = self.diagnose(case, got)
+        if mistake is None:
+            return verdict
+        return Verdict(False, f"{verdict.message}\n  Likely mistake: {mistake.message}",
+                       mistake.key)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -645,8 +812,13 @@ class SGDModel(torch.optim.Optimizer):
             raise ValueError(f"Invalid momentum value: {momentum}")
         if weight_decay < 0.0:
             raise ValueError(f"Invalid weight_decay value: {weight_decay}")
-        if nesterov and (momentum <= 0 or dampening != 0):
+        if nesterov and (momentum <= 0 or dampening != 0) and \
+                "nesterov_check_missing" not in self.bugs:
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        if "validation_too_strict" in self.bugs and \
+                (lr == 0 or not momentum < 1 or dampening < 0):
+            raise ValueError(f"Invalid hyperparameters: lr={lr}, momentum={momentum}, "
+                             f"dampening={dampening}")
         self._lr = lr
         self._buffers: dict[torch.Tensor, torch.Tensor] = {}
         super().__init__(params, {"lr": lr, "momentum": momentum, "dampening": dampening,
@@ -766,18 +938,171 @@ SGD_CLASS_MISTAKES = UPDATE_MISTAKES + (
     ("closure_loss_dropped", "step(closure) must return the loss that closure() returned"),
     ("closure_without_enable_grad", "closure() was called with gradients disabled (inside "
      "@torch.no_grad()): call it inside `with torch.enable_grad():`"),
+    ("nesterov_check_missing", "nesterov=True is accepted without a momentum or with a "
+     "dampening: raise ValueError when nesterov and (momentum <= 0 or dampening != 0)"),
+    ("validation_too_strict", "a value PyTorch accepts was rejected: lr=0, momentum >= 1 and a "
+     "negative dampening are all valid; raise ValueError only for lr < 0, momentum < 0, "
+     "weight_decay < 0 and Nesterov without momentum or with dampening"),
 )
+
+# The facet each mistake costs, whichever case shows it (see the module docstring). Mistakes not
+# listed (an update that raises on every call, parameters that never move) leave nothing else to
+# check, and cost the facets of the cases they fail.
+MISTAKE_FACETS = {
+    **dict.fromkeys(("dampening_first_step", "dampening_ignored", "dampening_inverted",
+                     "momentum_as_average", "nesterov_ignored", "nesterov_lookahead",
+                     "lr_in_buffer", "buffer_without_momentum", "buffers_not_stored"), MOMENTUM),
+    "decay_after_momentum": DECAY,
+    "maximize_ignored": MAXIMIZE, "maximize_after_decay": MAXIMIZE,
+    **dict.fromkeys(("buffer_aliases_grad", "grad_modified_in_place", "returns_params",
+                     "group_options_ignored", "lr_cached", "none_grad_as_zero",
+                     "zero_grad_in_step", "closure_loss_dropped", "closure_without_enable_grad",
+                     "nesterov_check_missing", "validation_too_strict"), CONTRACT),
+    "state_key_name": STATE, "buffer_outside_state": STATE,
+}
 
 
 def _sgd_step_table() -> tuple[Mistake, ...]:
-    return tuple(Mistake(key, message, flawed_sgd_step(key)) for key, message in SGD_STEP_MISTAKES)
+    return tuple(Mistake(key, message, flawed_sgd_step(key), facet=MISTAKE_FACETS.get(key))
+                 for key, message in SGD_STEP_MISTAKES)
 
 
 def _sgd_class_table() -> tuple[Mistake, ...]:
     # A closure called under no_grad fails the same way whether or not the update itself is
     # under no_grad: name the closure first, since the other mistake also fails without one.
     order = sorted(SGD_CLASS_MISTAKES, key=lambda m: m[0] != "closure_without_enable_grad")
-    return tuple(Mistake(key, message, SGDModel.with_bugs(key)) for key, message in order)
+    return tuple(Mistake(key, message, SGDModel.with_bugs(key), facet=MISTAKE_FACETS.get(key))
+                 for key, message in order)
+
+
+# ---------------------------------------------------------------------------------------------
+# SGD on a correct sgd_step: the learner's class rebuilt with the substitute in its methods'
+# globals.
+#
+# Kit change wanted: grader.kit.depends.rebind rebuilds a class only on a substituted *base class*
+# (AdamW(Adam)); a class whose methods call an earlier *function* by its global name (SGD.step
+# calling sgd_step), through decorators such as @torch.no_grad() (the method is then in the
+# decorator's closure) and zero-argument super(), is rebuilt here. This belongs in the kit.
+
+
+class _Rebinder:
+    """Rebuilds classes and functions of the learner's namespace on substitute globals."""
+
+    def __init__(self, substitutes: dict[str, Any]) -> None:
+        self.substitutes = substitutes
+        self.namespaces: dict[int, dict[str, Any]] = {}  # id(source globals) -> new globals
+        self.classes: dict[type, type] = {}
+        self.functions: dict[int, types.FunctionType] = {}
+
+    def functions_in(self, value: Any, seen: set[int]) -> Any:
+        """The functions a class attribute holds: its own, unwrapped, and in closures."""
+        if isinstance(value, staticmethod | classmethod):
+            yield from self.functions_in(value.__func__, seen)
+        elif isinstance(value, property):
+            for f in (value.fget, value.fset, value.fdel):
+                yield from self.functions_in(f, seen)
+        elif isinstance(value, types.FunctionType) and id(value) not in seen:
+            seen.add(id(value))
+            yield value
+            for cell in value.__closure__ or ():
+                with contextlib.suppress(ValueError):  # an empty cell
+                    yield from self.functions_in(cell.cell_contents, seen)
+
+    def uses(self, cls: type) -> bool:
+        seen: set[int] = set()
+        return any(name in f.__globals__ for v in vars(cls).values()
+                   for f in self.functions_in(v, seen) for name in self.substitutes)
+
+    def cls(self, cls: type) -> type:
+        if cls in self.classes:
+            return self.classes[cls]
+        if cls is object or cls.__module__.split(".")[0] in ("torch", "builtins"):
+            return cls
+        bases = tuple(self.cls(b) for b in cls.__bases__)
+        if bases == cls.__bases__ and not self.uses(cls):
+            self.classes[cls] = cls
+            return cls
+        namespace = {k: v for k, v in vars(cls).items() if k not in ("__dict__", "__weakref__")}
+        new = types.new_class(cls.__name__, bases, {"metaclass": type(cls)},
+                              lambda ns: ns.update(namespace))
+        new.__qualname__, new.__module__ = cls.__qualname__, cls.__module__
+        self.classes[cls] = new  # before the methods: their __class__ cells point at `new`
+        for key, value in namespace.items():
+            rebuilt = self.value(value)
+            if rebuilt is not value:
+                setattr(new, key, rebuilt)
+        for namespace_globals in self.namespaces.values():  # `SGD` named inside its methods
+            if namespace_globals.get(cls.__name__) is cls:
+                namespace_globals[cls.__name__] = new
+        return new
+
+    def value(self, value: Any) -> Any:
+        if isinstance(value, staticmethod | classmethod):
+            inner = self.value(value.__func__)
+            return value if inner is value.__func__ else type(value)(inner)
+        if isinstance(value, property):
+            parts = [self.value(f) if f is not None else None
+                     for f in (value.fget, value.fset, value.fdel)]
+            if all(a is b for a, b in zip(parts, (value.fget, value.fset, value.fdel))):
+                return value
+            return property(*parts, value.__doc__)
+        if isinstance(value, types.FunctionType):
+            return self.function(value)
+        return value
+
+    def function(self, f: types.FunctionType) -> types.FunctionType:
+        if id(f) in self.functions:
+            return self.functions[id(f)]
+        self.functions[id(f)] = f  # a guard against cycles (recursive helpers)
+        uses = any(name in f.__globals__ for name in self.substitutes)
+        cells, changed = list(f.__closure__ or ()), uses
+        for i, cell in enumerate(cells):
+            try:
+                content = cell.cell_contents
+            except ValueError:
+                continue
+            if isinstance(content, type) and self.classes.get(content, content) is not content:
+                cells[i], changed = types.CellType(self.classes[content]), True
+            elif isinstance(content, types.FunctionType):
+                inner = self.function(content)
+                if inner is not content:
+                    cells[i], changed = types.CellType(inner), True
+        if not changed:
+            return f
+        globals_ = self.namespace(f.__globals__) if uses else f.__globals__
+        new = types.FunctionType(f.__code__, globals_, f.__name__, f.__defaults__,
+                                 tuple(cells) if f.__closure__ is not None else None)
+        new.__kwdefaults__ = dict(f.__kwdefaults__) if f.__kwdefaults__ else None
+        new.__qualname__, new.__doc__, new.__module__ = f.__qualname__, f.__doc__, f.__module__
+        new.__dict__.update(f.__dict__)
+        self.functions[id(f)] = new
+        for name, value in list(globals_.items()):
+            if value is f and uses:
+                globals_[name] = new
+        return new
+
+    def namespace(self, source: dict[str, Any]) -> dict[str, Any]:
+        """A copy of the learner's globals with the substitutes, and their helpers rebuilt on it."""
+        if id(source) in self.namespaces:
+            return self.namespaces[id(source)]
+        new = dict(source)
+        new.update(self.substitutes)
+        self.namespaces[id(source)] = new
+        for name, value in source.items():
+            if name not in self.substitutes and isinstance(value, types.FunctionType) \
+                    and value.__globals__ is source:
+                new[name] = self.function(value)
+        return new
+
+
+def rebind_class(impl: Any, substitutes: dict[str, Any]) -> Any:
+    """``impl`` rebuilt so that its methods (and the helpers they call) use ``substitutes``;
+    ``impl`` itself when nothing in it uses them."""
+    if not isinstance(impl, type):
+        from grader.kit.depends import rebind
+
+        return rebind(impl, substitutes)
+    return _Rebinder(substitutes).cls(impl)
 
 
 SgdStepExercise.mistakes = _sgd_step_table()
