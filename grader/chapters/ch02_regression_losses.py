@@ -16,6 +16,24 @@ The public cases come in a fixed order, and so do the first hidden ones: the cas
 mistake comes before any case on which a different mistake would look the same, so that the
 first failure names the right one (``tests/test_ch02_regression_losses.py`` proves it for the
 wrong implementations in ``tests/corpus/ch02_regression_losses.py``).
+
+Partial credit (``grader/kit/scoring.py``). Each exercise splits its points over facets stated in
+its text: the core formula first (value and gradients), then option families (``beta = 0``,
+``log_target``, zero targets, ``eps`` placement, dtypes), the reductions, and the API contract
+(the exceptions PyTorch raises, by type only: their text is shown as a hint, never compared).
+Mistakes of the core formula are charged to it once, whichever case shows them; a case whose
+reference raises is diagnosed only as a contract mistake (an unknown reduction that does not
+raise ``ValueError`` is named as such, never as "the reduction is ignored").
+
+Dependencies: ``smooth_l1_loss`` may be written on the learner's ``l1_loss`` (for ``beta=0``) and
+``huber_loss`` on their ``smooth_l1_loss`` (Huber = delta * Smooth L1 with beta = delta); each is
+checked with a correct version of the earlier function in place of theirs
+(:meth:`~grader.kit.exercise.Exercise.substitutes`), so a mistake costs points once.
+
+Strictness: PyTorch's own. Exception types as torch raises them (``ValueError`` for a reduction,
+``RuntimeError`` for a bad ``beta``/``delta`` or shapes that do not broadcast); warnings are
+optional; float32 answers are compared at ``rtol=1e-5``, which any legitimate order of float32
+operations meets (the reference itself differs from a float64 computation by about 1e-7).
 """
 
 from __future__ import annotations
@@ -32,18 +50,24 @@ from grader.kit.exercise import (
     ERROR_KEY,
     AnswerTypeError,
     Case,
-    capture,
     Exercise,
+    Facet,
+    ForbiddenCallError,
     Mistake,
     Outputs,
+    Verdict,
+    capture,
     compare_outputs,
     make_check,
     tensor,
     to_plain,
 )
+from grader.kit.optim import memo_capture  # the kit's per-case memo (not optimizer-specific)
 
 CHAPTER = "02_regression_losses"
 FLOAT32_TOL = (1e-5, 1e-6)  # rtol, atol for float32 cases
+CONTRACT = "API contract"  # the exceptions PyTorch raises (their type)
+REDUCTIONS = "reductions"  # 'sum' (and 'batchmean'), and the reductions of empty tensors
 
 # ---------------------------------------------------------------------------------------------
 # Running an answer: value and gradients under a random upstream gradient
@@ -81,10 +105,11 @@ def _call(impl: Callable[..., Any], case: Case) -> Outputs:
 
 
 def _case(label: str, tensors: Mapping[str, np.ndarray], kwargs: Mapping[str, Any] | None = None,
-          grad: Sequence[str] = (), seed: int = 0, public: bool = False) -> Case:
-    """A case with its tensors (in positional order), options and the gradients to compare."""
+          grad: Sequence[str] = (), seed: int = 0, public: bool = False, facet: str = "") -> Case:
+    """A case with its tensors (in positional order), options, the gradients to compare and the
+    facet it counts towards ("" for the exercise's core facet)."""
     return Case(label, {"tensors": dict(tensors), "kwargs": dict(kwargs or {}),
-                        "grad": tuple(grad), "seed": seed}, public)
+                        "grad": tuple(grad), "seed": seed}, public, facet)
 
 
 def _describe(tensors: Mapping[str, np.ndarray], kwargs: Mapping[str, Any], note: str = "") -> str:
@@ -100,10 +125,15 @@ def _describe(tensors: Mapping[str, np.ndarray], kwargs: Mapping[str, Any], note
 
 
 class _Chapter2Exercise(Exercise):
-    """Shared behaviour: float32 tolerances, and diagnosis with the same tolerances."""
+    """Shared behaviour: float32 tolerances, memoized references and mistake models, the
+    contract diagnosis, and the simplest-case order."""
 
     rtol = 1e-7
     atol = 1e-10
+    reductions: tuple[str, ...] = ("none", "mean", "sum")
+    # The option PyTorch validates ("beta", "delta") and the key of the mistake that skips it.
+    option: str | None = None
+    option_mistake: str | None = None
 
     def _tolerances(self, outputs: Outputs) -> tuple[float, float]:
         out = outputs.get("out")
@@ -114,22 +144,70 @@ class _Chapter2Exercise(Exercise):
     def run(self, impl: Callable[..., Any], case: Case) -> Outputs:
         return _call(impl, case)
 
+    def reference(self, case: Case) -> Outputs:
+        return memo_capture(self, self.torch_reference(), "reference", case)
+
     def compare(self, case: Case, got: Outputs, expected: Outputs) -> str | None:
         rtol, atol = self._tolerances(expected)
         return compare_outputs(got, expected, rtol=rtol, atol=atol)
 
+    def simplicity(self, case: Case) -> tuple[Any, ...]:
+        """Public first, then fewest options, then fewest elements."""
+        size = sum(v.size for v in case.args["tensors"].values())
+        return (not case.public, len(case.args["kwargs"]), size, case.label)
+
     def diagnose(self, case: Case, got: Outputs) -> Mistake | None:
+        """The first value mistake whose model gives ``got`` on ``case`` (contract mistakes are
+        named by :meth:`judge` from the case itself)."""
         rtol, atol = self._tolerances(got)
-        for mistake in self.mistakes:
+        for index, mistake in enumerate(self.mistakes):
+            if mistake.facet == CONTRACT:
+                continue
             try:
-                wrong = capture(self, mistake.impl, case, forbid=False)
+                wrong = memo_capture(self, mistake.impl, f"{index}:{mistake.key}", case)
             except Exception:  # a mistake that cannot run on this case says nothing about it
                 continue
-            if ERROR_KEY in wrong and ERROR_KEY not in got:
+            if (ERROR_KEY in wrong) != (ERROR_KEY in got):
                 continue
+            # An answer that raises where torch does not is named by a model that raises the
+            # same exception class there ('mean' over input.shape[0] on a 0-d tensor).
             if compare_outputs(got, wrong, rtol=rtol, atol=atol) is None:
                 return mistake
         return None
+
+    def contract_mistake(self, case: Case) -> Mistake | None:
+        """The contract a case whose reference raises is about: an unknown reduction, or a bad
+        ``beta``/``delta`` (shapes that do not broadcast have no named mistake)."""
+        kwargs = case.args["kwargs"]
+        key = None
+        if "reduction" in kwargs and kwargs["reduction"] not in self.reductions:
+            key = "invalid_reduction_accepted"
+        elif self.option is not None and self.option in kwargs:
+            key = self.option_mistake
+        return next((m for m in self.mistakes if m.key == key), None)
+
+    def judge(self, case: Case, got: Outputs, expected: Outputs | None = None) -> Verdict:
+        """Compare with PyTorch. Where PyTorch raises, the exception's type is checked (its text
+        is shown as a hint) and the diagnosis is the contract the case is about, whatever the
+        answer returned instead; elsewhere the value mistakes are tried."""
+        if expected is None:
+            expected = self.reference(case)
+        problem = self.compare(case, got, expected)
+        if problem is None:
+            return Verdict(True)
+        where = f"{self.name} failed on {case.label}:\n  {problem}"
+        if ERROR_KEY in expected:
+            hint = (f"PyTorch raises {expected[ERROR_KEY]}: {expected.get('__message__', '')} "
+                    "(only the exception's type is checked, not its text)")
+            mistake = self.contract_mistake(case)
+            if mistake is None:
+                return Verdict(False, f"{where}\n  {hint}")
+            return Verdict(False, f"{where}\n  {hint}\n  Likely mistake: {mistake.message}",
+                           mistake.key)
+        mistake = self.diagnose(case, got)
+        if mistake is not None:
+            return Verdict(False, f"{where}\n  Likely mistake: {mistake.message}", mistake.key)
+        return Verdict(False, where)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -146,16 +224,43 @@ def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
     raise ValueError(f"{reduction} is not a valid value for reduction")
 
 
-def _reduce_swapped(loss: torch.Tensor, reduction: str) -> torch.Tensor:
+def _reduce_swapped(loss: torch.Tensor, reduction: str, input: torch.Tensor) -> torch.Tensor:
     return _reduce(loss, {"mean": "sum", "sum": "mean"}.get(reduction, reduction))
 
 
-def _reduce_always_mean(loss: torch.Tensor, reduction: str) -> torch.Tensor:
+def _reduce_always_mean(loss: torch.Tensor, reduction: str, input: torch.Tensor) -> torch.Tensor:
     return loss.mean()
 
 
-def _reduce_per_row(loss: torch.Tensor, reduction: str) -> torch.Tensor:
-    return loss.sum() / loss.shape[0] if reduction == "mean" else _reduce(loss, reduction)
+def _per_row(divide: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]):
+    """'mean' as the sum over the batch size, as learners write it: ``loss.shape[0]``,
+    ``input.size(0)``, ``len(input)``, or per-example sums averaged. They raise on 0-d tensors
+    (each its own exception) and differ where the input broadcasts."""
+    def reducer(loss: torch.Tensor, reduction: str, input: torch.Tensor) -> torch.Tensor:
+        return divide(loss, input) if reduction == "mean" else _reduce(loss, reduction)
+    return reducer
+
+
+_PER_ROW = (
+    _per_row(lambda loss, input: loss.sum() / loss.shape[0]),
+    _per_row(lambda loss, input: loss.sum() / input.size(0)),
+    _per_row(lambda loss, input: loss.sum() / len(input)),
+    _per_row(lambda loss, input: loss.flatten(1).sum(dim=1).mean()),
+)
+
+
+def _reduce_lenient(loss: torch.Tensor, reduction: str, input: torch.Tensor) -> torch.Tensor:
+    """Right for 'none' and 'sum', and the mean for anything else: no ValueError."""
+    return _reduce(loss, reduction if reduction in ("none", "sum") else "mean")
+
+
+def _invalid_reduction(impl: Callable[..., Any], valid: str) -> Mistake:
+    """The contract mistake: an unknown reduction returns a value (or raises another type)."""
+    return Mistake("invalid_reduction_accepted",
+                   f"an unknown reduction (anything but {valid}; None and 'MEAN' included) must "
+                   "raise ValueError, as torch does; the valid ones are right. Only the type is "
+                   "checked: end with raise ValueError(...) after the valid cases.",
+                   impl, facet=CONTRACT)
 
 
 def _reduction_mistakes(pointwise: Callable[..., torch.Tensor], loss: str,
@@ -163,24 +268,27 @@ def _reduction_mistakes(pointwise: Callable[..., torch.Tensor], loss: str,
                         ) -> tuple[Mistake, ...]:
     """The reduction slips every pointwise loss invites, around a correct elementwise loss."""
 
-    def wrap(reducer: Callable[[torch.Tensor, str], torch.Tensor]) -> Callable[..., torch.Tensor]:
+    def wrap(reducer: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
         def impl(input, target, reduction="mean", **options):
             validate(**options)
-            return reducer(pointwise(input, target, **options), reduction)
+            return reducer(pointwise(input, target, **options), reduction, input)
         return impl
 
     return (
         Mistake("mean_sum_swapped",
                 f"'mean' and 'sum' are swapped: {loss} with reduction='mean' averages the "
-                "elementwise losses, 'sum' adds them up.", wrap(_reduce_swapped)),
+                "elementwise losses, 'sum' adds them up.", wrap(_reduce_swapped),
+                facet=REDUCTIONS),
         Mistake("reduction_ignored",
                 "the reduction argument is ignored and the mean is always returned: "
                 "reduction='none' must return one loss per element, 'sum' their sum.",
-                wrap(_reduce_always_mean)),
-        Mistake("mean_over_batch",
-                "reduction='mean' divides the sum by the batch size input.shape[0]; it must "
-                "divide by the number of elements, input.numel() (all dimensions count).",
-                wrap(_reduce_per_row)),
+                wrap(_reduce_always_mean), facet=REDUCTIONS),
+        *(Mistake("mean_over_batch",
+                  "reduction='mean' divides the sum by the batch size input.shape[0]; it must "
+                  "divide by the number of elements, input.numel() (all dimensions count, and a "
+                  "0-d tensor has no batch dimension).", wrap(reducer), facet=REDUCTIONS)
+          for reducer in _PER_ROW),
+        _invalid_reduction(wrap(_reduce_lenient), "'none', 'mean' and 'sum'"),
     )
 
 
@@ -212,6 +320,37 @@ def _random_shape(rng: np.random.Generator, min_dims: int = 1, max_dims: int = 3
     return tuple(int(n) for n in rng.integers(1, 6, size=rng.integers(min_dims, max_dims + 1)))
 
 
+# Several wrong formulas scale every term by a constant (doubled: 2, Huber as Smooth L1: 1/delta,
+# a missing 1/2...), and the reduction slips scale the result by the number of elements n or the
+# row size n / shape[0]. Where the two factors are equal, one answer would be diagnosed as the
+# other's mistake and charged to the wrong facet; the option values and these sizes keep them
+# apart (a factor from a uniform delta almost surely equals no integer).
+_SCALE_FACTORS = (2, 3, 4)
+
+
+def _reduced_shape(rng: np.random.Generator, reduction: str, min_dims: int = 1,
+                   max_dims: int = 3) -> tuple[int, ...]:
+    """A random shape; for 'mean' and 'sum', one whose size and row size are no scale factor."""
+    while True:
+        shape = _random_shape(rng, min_dims, max_dims)
+        n = int(np.prod(shape))
+        if reduction == "none" or (n not in _SCALE_FACTORS
+                                   and n // shape[0] not in _SCALE_FACTORS):
+            return shape
+
+
+def _pointwise_facet(option: str | None, data: Mapping[str, np.ndarray],
+                     kwargs: Mapping[str, Any]) -> str:
+    """The facet of a pointwise case that does not raise: ``beta = 0`` where the option is 0
+    (allowed only for Smooth L1), the reductions for 'sum' and empty tensors, else the core
+    formula (the default 'mean' and 'none')."""
+    if option is not None and kwargs.get(option) == 0.0:
+        return f"{option} = 0"
+    if kwargs.get("reduction") == "sum" or any(v.size == 0 for v in data.values()):
+        return REDUCTIONS
+    return ""
+
+
 def _pointwise_public(option: str | None, option_values: Sequence[float],
                       planted: Callable[[float], Sequence[float]], zero_option_ok: bool
                       ) -> list[Case]:
@@ -228,9 +367,10 @@ def _pointwise_public(option: str | None, option_values: Sequence[float],
     cases = []
 
     def add(note: str, data: dict[str, np.ndarray], kwargs: dict[str, Any],
-            grad: Sequence[str] = both) -> None:
+            grad: Sequence[str] = both, facet: str | None = None) -> None:
+        facet = _pointwise_facet(option, data, kwargs) if facet is None else facet
         cases.append(_case(_describe(data, kwargs, note), data, kwargs, grad,
-                           seed=len(cases), public=True))
+                           seed=len(cases), public=True, facet=facet))
 
     data = _residual_data(rng, (4, 3), planted=planted(default) + (0.0, 0.0, 4.0, -4.0))
     add("some residuals are exactly 0, some large", data, {})
@@ -255,9 +395,9 @@ def _pointwise_public(option: str | None, option_values: Sequence[float],
     data = _residual_data(rng, (3, 5), planted=planted(default) + (0.0,), dtype="float32")
     add("float32 in, float32 out", data, {"reduction": "mean"})
     data = _residual_data(rng, (2, 2))
-    add("an unknown reduction raises", data, {"reduction": "average"}, grad=())
+    add("an unknown reduction raises", data, {"reduction": "average"}, grad=(), facet=CONTRACT)
     if option:
-        add(f"a negative {option} raises", data, {option: -1.0}, grad=())
+        add(f"a negative {option} raises", data, {option: -1.0}, grad=(), facet=CONTRACT)
     return cases
 
 
@@ -268,9 +408,10 @@ def _pointwise_hidden(rng: np.random.Generator, option: str | None, zero_option_
     cases = []
 
     def add(note: str, data: dict[str, np.ndarray], kwargs: dict[str, Any],
-            grad: Sequence[str] = both) -> None:
+            grad: Sequence[str] = both, facet: str | None = None) -> None:
+        facet = _pointwise_facet(option, data, kwargs) if facet is None else facet
         cases.append(_case(_describe(data, kwargs, note), data, kwargs, grad,
-                           seed=int(rng.integers(2**31))))
+                           seed=int(rng.integers(2**31)), facet=facet))
 
     def options() -> dict[str, float]:
         if option is None:
@@ -278,16 +419,16 @@ def _pointwise_hidden(rng: np.random.Generator, option: str | None, zero_option_
         value = float(rng.choice([0.25, 0.5, 2.0, 3.0, rng.uniform(0.05, 4.0)]))
         return {option: value}
 
-    # The same order as the public cases first, on fresh random data. The first shape has a
-    # batch of at least 2 and at least 3 elements per row, so that dividing by the batch size,
-    # by the number of elements, by nothing, or doubling every term all give different values.
-    shape = (int(rng.integers(2, 5)), int(rng.integers(3, 6)))
+    # The same order as the public cases first, on fresh random data. The first shapes have a
+    # batch of at least 2 and 5 or 6 elements per row, so that dividing by the batch size, by
+    # the number of elements, by nothing, or scaling every term all give different values.
+    shape = (int(rng.integers(2, 5)), int(rng.integers(5, 7)))
     add("", _residual_data(rng, shape, planted=planted(1.0) + (0.0, 5.0, -5.0)), {})
     for reduction in ("none", "sum"):
         # Not 1 (hides a missing / beta) nor 2 (where z^2 / beta equals 0.5 z^2).
         value = float(rng.choice([0.25, 0.5, 3.0]))
         opts = {option: value} if option else {}
-        shape = (int(rng.integers(2, 5)), int(rng.integers(3, 6)))
+        shape = (int(rng.integers(2, 5)), int(rng.integers(5, 7)))
         add("", _residual_data(rng, shape, planted=planted(value) + (0.0, 4.0, -4.0)),
             {"reduction": reduction, **opts})
     # Everything else, shuffled.
@@ -296,26 +437,27 @@ def _pointwise_hidden(rng: np.random.Generator, option: str | None, zero_option_
         for scale in (1e-3, 1.0, 1e3):
             opts = options()
             value = opts.get(option, 1.0) if option else 1.0
-            rest.append(("", _residual_data(rng, _random_shape(rng), scale=scale,
+            rest.append(("", _residual_data(rng, _reduced_shape(rng, reduction), scale=scale,
                                             planted=planted(value)[:2]),
                          {"reduction": reduction, **opts}))
     if option:
         for reduction in ("mean", "none"):
             value = float(rng.choice([0.5, 1.0, 2.0]))
             rest.append(("residuals exactly at and around the switch point",
-                         _residual_data(rng, (3, 4), planted=planted(value) * 2),
+                         _residual_data(rng, (3, 5), planted=planted(value) * 2),
                          {"reduction": reduction, option: value}))
     if option and zero_option_ok:
         for reduction in ("mean", "none", "sum"):
             rest.append(("some residuals are exactly 0",
-                         _residual_data(rng, _random_shape(rng, 1, 2), planted=(0.0, 0.0)),
+                         _residual_data(rng, _reduced_shape(rng, reduction, 1, 2),
+                                        planted=(0.0, 0.0)),
                          {"reduction": reduction, option: 0.0}))
     rest.append(("large residuals", _residual_data(rng, (5,), scale=1e6), {"reduction": "mean",
                                                                              **options()}))
     for order in rng.permutation(len(rest)):
         add(*rest[order])
     # Shapes that broadcast, 0-d, empty, float32.
-    a = int(rng.integers(2, 5))
+    a = int(rng.integers(5, 8))  # no scale factor, whichever size 'mean' divides by
     for shapes in (((a, 1), (a,)), ((1, a), (3, a)), ((), (a,))):
         data = {"input": rng.normal(size=shapes[0]), "target": rng.normal(size=shapes[1])}
         add("shapes broadcast", data, {"reduction": str(rng.choice(["mean", "none", "sum"])),
@@ -330,17 +472,20 @@ def _pointwise_hidden(rng: np.random.Generator, option: str | None, zero_option_
         opts = options()
         value = opts.get(option, 1.0) if option else 1.0
         add("float32 in, float32 out",
-            _residual_data(rng, _random_shape(rng, 1, 2), planted=planted(value) + (0.0,),
-                           dtype="float32"), {"reduction": reduction, **opts})
+            _residual_data(rng, _reduced_shape(rng, reduction, 1, 2),
+                           planted=planted(value) + (0.0,), dtype="float32"),
+            {"reduction": reduction, **opts})
     data = _residual_data(rng, (2, 3))
     for bad in ("average", "MEAN", "batchmean", None):
-        add("an unknown reduction raises", data, {"reduction": bad}, grad=())
+        add("an unknown reduction raises", data, {"reduction": bad}, grad=(), facet=CONTRACT)
     add("shapes that do not broadcast raise",
-        {"input": rng.normal(size=(3,)), "target": rng.normal(size=(4,))}, {}, grad=())
+        {"input": rng.normal(size=(3,)), "target": rng.normal(size=(4,))}, {}, grad=(),
+        facet=CONTRACT)
     if option:
-        add(f"a negative {option} raises", data, {option: -float(rng.uniform(0.1, 2))}, grad=())
+        add(f"a negative {option} raises", data, {option: -float(rng.uniform(0.1, 2))}, grad=(),
+            facet=CONTRACT)
     if option and not zero_option_ok:
-        add(f"{option}=0 raises", data, {option: 0.0}, grad=())
+        add(f"{option}=0 raises", data, {option: 0.0}, grad=(), facet=CONTRACT)
     return cases
 
 
@@ -380,20 +525,29 @@ class MSELossExercise(_Chapter2Exercise):
     grade_id = "test_mse_loss"
     points = 1.0
     forbidden = ("torch.nn.functional.mse_loss", "torch._C._nn.mse_loss", "torch.nn.MSELoss")
+    facets = (
+        Facet("squared error", 0.5, "(x - y)^2 and its gradients in both arguments, with the "
+              "default 'mean' and with 'none': 0-d, broadcast, float32, any scale"),
+        Facet(REDUCTIONS, 0.25, "'sum', 'mean' over every element, empty tensors"),
+        Facet(CONTRACT, 0.25, "ValueError for an unknown reduction, RuntimeError for shapes "
+              "that do not broadcast (the type only)"),
+    )
     mistakes = (
         *_reduction_mistakes(lambda i, t: (i - t) ** 2, "MSE"),
         Mistake("abs_not_square",
                 "the residual is taken in absolute value instead of squared: that is L1, not MSE.",
-                _mse_abs),
+                _mse_abs, facet="squared error"),
         Mistake("rmse",
                 "the square root of the mean is taken: that is RMSE (same minimiser, different "
-                "value and gradient); MSE has no square root.", _mse_rmse),
+                "value and gradient); MSE has no square root.", _mse_rmse,
+                facet="squared error"),
         Mistake("half_mse",
                 "the squared error is halved: 0.5 (x - y)^2 is a common textbook convention, but "
-                "torch's mse_loss has no 1/2.", _mse_half),
+                "torch's mse_loss has no 1/2.", _mse_half, facet="squared error"),
         Mistake("target_detached",
                 "no gradient reaches the target: do not detach it; mse_loss is differentiable in "
-                "both arguments (d/dy = -2 (x - y)).", _mse_detached_target),
+                "both arguments (d/dy = -2 (x - y)).", _mse_detached_target,
+                facet="squared error"),
     )
 
     def public_cases(self) -> list[Case]:
@@ -433,18 +587,25 @@ class L1LossExercise(_Chapter2Exercise):
     points = 1.0
     forbidden = ("torch.nn.functional.l1_loss", "torch._C._nn.l1_loss", "torch.nn.L1Loss",
                  "torch.nn.functional.smooth_l1_loss", "torch._C._nn.smooth_l1_loss")
+    facets = (
+        Facet("absolute error", 0.5, "|x - y| and its gradients in both arguments (sign(0) = 0 "
+              "at a zero residual), with the default 'mean' and with 'none'"),
+        Facet(REDUCTIONS, 0.25, "'sum', 'mean' over every element, empty tensors"),
+        Facet(CONTRACT, 0.25, "ValueError for an unknown reduction, RuntimeError for shapes "
+              "that do not broadcast (the type only)"),
+    )
     mistakes = (
         *_reduction_mistakes(lambda i, t: (i - t).abs(), "L1"),
         Mistake("sqrt_of_square",
                 "|x - y| is computed as sqrt((x - y)^2): the value is right but the gradient at "
                 "a zero residual is nan (0/0); torch.abs gives sign(0) = 0 there.",
-                _l1_sqrt_square),
+                _l1_sqrt_square, facet="absolute error"),
         Mistake("where_abs",
                 "|x - y| is computed with where(d > 0, d, -d): at a zero residual the gradient is "
-                "-1, torch's is sign(0) = 0. Use torch.abs.", _l1_where),
+                "-1, torch's is sign(0) = 0. Use torch.abs.", _l1_where, facet="absolute error"),
         Mistake("squared",
                 "the residual is squared: that is MSE; L1 is the absolute value |x - y|.",
-                _l1_squared),
+                _l1_squared, facet="absolute error"),
     )
 
     def public_cases(self) -> list[Case]:
@@ -453,7 +614,7 @@ class L1LossExercise(_Chapter2Exercise):
     def hidden_cases(self, rng: np.random.Generator) -> list[Case]:
         cases = _pointwise_hidden(rng, None, False, _no_switch)
         # Zero residuals everywhere in one case: the gradient there must be sign(0) = 0.
-        data = {"input": np.arange(6.0).reshape(2, 3), "target": np.arange(6.0).reshape(2, 3)}
+        data = {"input": np.arange(10.0).reshape(2, 5), "target": np.arange(10.0).reshape(2, 5)}
         cases.insert(3, _case(_describe(data, {"reduction": "sum"}, "every residual is 0"),
                               data, {"reduction": "sum"}, ("input", "target"), seed=7))
         return cases
@@ -530,10 +691,16 @@ def _huber_impl(pointwise: Callable[..., torch.Tensor], check: bool = True
 
 
 def _switch_mistakes(key: str, message: str, quadratic, linear, wrap, signed: bool = False,
-                     both_sides: bool = False) -> tuple[Mistake, ...]:
+                     both_sides: bool = False, facet: str | None = None) -> tuple[Mistake, ...]:
     sides = (False, True) if both_sides else (False,)
-    return tuple(Mistake(key, message, wrap(_branches(quadratic, linear, signed, inclusive)))
+    return tuple(Mistake(key, message, wrap(_branches(quadratic, linear, signed, inclusive)),
+                         facet=facet)
                  for inclusive in sides)
+
+
+def _l1_correct(input, target, reduction="mean"):
+    """A correct l1_loss: what smooth_l1_loss is checked with in place of the learner's."""
+    return _reduce((input - target).abs(), reduction)
 
 
 def _sl1_mask_no_fallback(input, target, beta):
@@ -546,6 +713,10 @@ _SIGNED = ("the switch compares the signed residual x - y with {p}, so every neg
            "however large, lands in the quadratic branch: compare |x - y|.")
 
 
+SL1 = "Smooth L1 formula"
+HUBER = "Huber formula"
+
+
 class SmoothL1LossExercise(_Chapter2Exercise):
     """``smooth_l1_loss(input, target, reduction="mean", beta=1.0)``."""
 
@@ -556,49 +727,65 @@ class SmoothL1LossExercise(_Chapter2Exercise):
                  "torch.nn.SmoothL1Loss", "torch.nn.functional.huber_loss",
                  "torch._C._nn.huber_loss", "torch.nn.HuberLoss",
                  "torch.nn.functional.l1_loss", "torch._C._nn.l1_loss")
+    facets = (
+        Facet(SL1, 1.0, "both branches, the switch at |x - y| = beta for several "
+              "beta, values and gradients in both arguments, with 'mean' and 'none'"),
+        Facet("beta = 0", 0.5, "beta=0 is L1 exactly: no nan in the value or the gradient"),
+        Facet(REDUCTIONS, 0.25, "'sum', 'mean' over every element, empty tensors"),
+        Facet(CONTRACT, 0.25, "RuntimeError for a negative beta, ValueError for an unknown "
+              "reduction, RuntimeError for shapes that do not broadcast (the type only)"),
+    )
+    option, option_mistake = "beta", "negative_beta_accepted"
+    # beta=0 may be written with the learner's own l1_loss: checked with a correct one.
+    depends_on = ("l1_loss",)
     mistakes = (
         Mistake("negative_beta_accepted",
                 "a negative beta must raise RuntimeError, as torch does (beta=0 is allowed and "
-                "means L1).", _sl1_impl(_smooth_l1, check=False)),
+                "means L1).", _sl1_impl(_smooth_l1, check=False), facet=CONTRACT),
         Mistake("beta_zero_nan_gradient",
                 "with beta=0 the quadratic branch 0.5 z^2 / beta divides by zero: where() picks "
                 "the other branch for the value, but the gradient flows through both and becomes "
                 "nan. torch falls back to L1 when beta == 0: test for it before dividing.",
                 _sl1_impl(_branches(lambda z, b: 0.5 * z**2 / b, lambda z, b: z - 0.5 * b),
-                          l1_at_zero=False)),
+                          l1_at_zero=False), facet="beta = 0"),
         Mistake("beta_zero_nan_value",
                 "with beta=0 the quadratic branch 0.5 z^2 / beta divides by zero and the mask "
                 "multiplication turns it into nan (0 * inf). torch falls back to L1 when "
                 "beta == 0: test for it before dividing.",
-                _sl1_impl(_sl1_mask_no_fallback, l1_at_zero=False)),
+                _sl1_impl(_sl1_mask_no_fallback, l1_at_zero=False), facet="beta = 0"),
         *_reduction_mistakes(_smooth_l1, "Smooth L1", _check_beta),
         *_switch_mistakes(
             "missing_half",
             "the quadratic branch lacks the 1/2: it is 0.5 z^2 / beta (so that it meets the "
             "linear branch z - 0.5 beta at z = beta).",
-            lambda z, b: z**2 / b, lambda z, b: z - 0.5 * b, _sl1_impl, both_sides=True),
+            lambda z, b: z**2 / b, lambda z, b: z - 0.5 * b, _sl1_impl, both_sides=True,
+            facet=SL1),
         *_switch_mistakes(
             "missing_div_beta",
             "the quadratic branch is not divided by beta: it is 0.5 z^2 / beta. With the default "
             "beta=1 you cannot see it; with any other beta the two branches no longer meet.",
-            lambda z, b: 0.5 * z**2, lambda z, b: z - 0.5 * b, _sl1_impl, both_sides=True),
+            lambda z, b: 0.5 * z**2, lambda z, b: z - 0.5 * b, _sl1_impl, both_sides=True,
+            facet=SL1),
         *_switch_mistakes(
             "huber_formula",
             "this is Huber's formula (0.5 z^2 and beta (z - 0.5 beta)), which equals "
             "beta * SmoothL1. Smooth L1 is Huber divided by beta: 0.5 z^2 / beta and "
-            "z - 0.5 beta.", lambda z, b: 0.5 * z**2, lambda z, b: b * (z - 0.5 * b), _sl1_impl),
+            "z - 0.5 beta.", lambda z, b: 0.5 * z**2, lambda z, b: b * (z - 0.5 * b), _sl1_impl,
+            facet=SL1),
         *_switch_mistakes(
             "signed_condition", _SIGNED.format(p="beta"),
-            lambda z, b: 0.5 * z**2 / b, lambda z, b: z - 0.5 * b, _sl1_impl, signed=True),
+            lambda z, b: 0.5 * z**2 / b, lambda z, b: z - 0.5 * b, _sl1_impl, signed=True,
+            facet=SL1),
         *_switch_mistakes(
             "branches_swapped",
             "the branches are swapped: Smooth L1 is quadratic for small residuals "
             "(|x - y| < beta) and linear for large ones.",
-            lambda z, b: z - 0.5 * b, lambda z, b: 0.5 * z**2 / b, _sl1_impl),
+            lambda z, b: z - 0.5 * b, lambda z, b: 0.5 * z**2 / b, _sl1_impl, facet=SL1),
         Mistake("beta_ignored",
                 "beta is ignored (the formula for beta=1 is hard-coded): use beta in the "
                 "switch point and in both branches.",
-                _sl1_impl(lambda i, t, b: _smooth_l1(i, t, 1.0), l1_at_zero=False)),
+                _sl1_impl(lambda i, t, b: _smooth_l1(i, t, 1.0), l1_at_zero=False),
+                facet=SL1),
     )
 
     def public_cases(self) -> list[Case]:
@@ -612,6 +799,9 @@ class SmoothL1LossExercise(_Chapter2Exercise):
             return F.smooth_l1_loss(input, target, reduction=reduction, beta=beta)
         return reference
 
+    def substitutes(self) -> dict[str, Any]:
+        return {"l1_loss": _l1_correct}
+
 
 class HuberLossExercise(_Chapter2Exercise):
     """``huber_loss(input, target, reduction="mean", delta=1.0)``."""
@@ -622,38 +812,54 @@ class HuberLossExercise(_Chapter2Exercise):
     forbidden = ("torch.nn.functional.huber_loss", "torch._C._nn.huber_loss", "torch.nn.HuberLoss",
                  "torch.nn.functional.smooth_l1_loss", "torch._C._nn.smooth_l1_loss",
                  "torch.nn.SmoothL1Loss")
+    facets = (
+        Facet(HUBER, 0.5, "0.5 z^2 below delta, delta (z - 0.5 delta) above, for several delta, "
+              "values and gradients in both arguments, with 'mean' and 'none'"),
+        Facet(REDUCTIONS, 0.25, "'sum', 'mean' over every element, empty tensors"),
+        Facet(CONTRACT, 0.25, "RuntimeError for delta <= 0, ValueError for an unknown reduction, "
+              "RuntimeError for shapes that do not broadcast (the type only)"),
+    )
+    option, option_mistake = "delta", "no_delta_check"
+    # Huber = delta * Smooth L1 (beta = delta): an answer written on the learner's own
+    # smooth_l1_loss is checked with a correct one in its place.
+    depends_on = ("smooth_l1_loss",)
     mistakes = (
         Mistake("no_delta_check",
                 "delta must be positive: torch raises RuntimeError for delta <= 0 (Huber with "
-                "delta=0 would be the zero function).", _huber_impl(_huber, check=False)),
+                "delta=0 would be the zero function).", _huber_impl(_huber, check=False),
+                facet=CONTRACT),
         *_reduction_mistakes(_huber, "Huber", _check_delta),
         *_switch_mistakes(
             "huber_as_smooth_l1",
             "this is Smooth L1 with beta=delta (0.5 z^2 / delta, z - 0.5 delta), which is Huber "
             "divided by delta: Huber is 0.5 z^2 and delta (z - 0.5 delta). The two agree only "
-            "for delta=1.", lambda z, d: 0.5 * z**2 / d, lambda z, d: z - 0.5 * d, _huber_impl),
+            "for delta=1.", lambda z, d: 0.5 * z**2 / d, lambda z, d: z - 0.5 * d, _huber_impl,
+            facet=HUBER),
         *_switch_mistakes(
             "linear_missing_delta",
             "the linear branch is not scaled by delta: it is delta * (|x - y| - 0.5 delta), so "
             "that its slope delta matches the quadratic branch at the switch.",
-            lambda z, d: 0.5 * z**2, lambda z, d: z - 0.5 * d, _huber_impl, both_sides=True),
+            lambda z, d: 0.5 * z**2, lambda z, d: z - 0.5 * d, _huber_impl, both_sides=True,
+            facet=HUBER),
         *_switch_mistakes(
             "linear_missing_half",
             "the linear branch is delta * (|x - y| - delta); it must be "
             "delta * (|x - y| - 0.5 delta), or the two branches do not meet at |x - y| = delta.",
-            lambda z, d: 0.5 * z**2, lambda z, d: d * (z - d), _huber_impl, both_sides=True),
+            lambda z, d: 0.5 * z**2, lambda z, d: d * (z - d), _huber_impl, both_sides=True,
+            facet=HUBER),
         *_switch_mistakes(
             "doubled",
             "this is twice Huber (z^2 and 2 delta z - delta^2, another convention found in "
             "textbooks); torch's huber_loss is 0.5 z^2 and delta (z - 0.5 delta).",
-            lambda z, d: z**2, lambda z, d: 2 * d * z - d**2, _huber_impl),
+            lambda z, d: z**2, lambda z, d: 2 * d * z - d**2, _huber_impl, facet=HUBER),
         *_switch_mistakes(
             "signed_condition", _SIGNED.format(p="delta"),
-            lambda z, d: 0.5 * z**2, lambda z, d: d * (z - 0.5 * d), _huber_impl, signed=True),
+            lambda z, d: 0.5 * z**2, lambda z, d: d * (z - 0.5 * d), _huber_impl, signed=True,
+            facet=HUBER),
         Mistake("delta_ignored",
                 "delta is ignored (the formula for delta=1 is hard-coded): use delta in the "
                 "switch point and in the linear branch.",
-                _huber_impl(lambda i, t, d: _huber(i, t, 1.0))),
+                _huber_impl(lambda i, t, d: _huber(i, t, 1.0)), facet=HUBER),
     )
 
     def public_cases(self) -> list[Case]:
@@ -666,6 +872,9 @@ class HuberLossExercise(_Chapter2Exercise):
         def reference(input, target, reduction="mean", delta=1.0):
             return F.huber_loss(input, target, reduction=reduction, delta=delta)
         return reference
+
+    def substitutes(self) -> dict[str, Any]:
+        return {"smooth_l1_loss": _sl1_impl(_smooth_l1)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -739,6 +948,29 @@ def _kl_log_target_no_exp(input, target, log_target):
     return torch.xlogy(target, target) - target * input
 
 
+KL = "KL terms"
+ZERO_TARGETS = "zero targets"
+LOG_TARGET = "log_target"
+
+
+def _kl_facet(kwargs: Mapping[str, Any], facet: str | None) -> str:
+    """The facet of a KL case, unless given: log_target=True cases, then 'sum' and 'batchmean'
+    (the reductions), else the KL terms."""
+    if facet is not None:
+        return facet
+    if kwargs.get("log_target"):
+        return LOG_TARGET
+    if kwargs.get("reduction") in ("sum", "batchmean"):
+        return REDUCTIONS
+    return ""
+
+
+def _kl_reduce_lenient(loss: torch.Tensor, input: torch.Tensor, reduction: str) -> torch.Tensor:
+    """Right for the four valid reductions, the mean for anything else: no ValueError."""
+    valid = ("none", "sum", "batchmean")
+    return _kl_reduce(loss, input, reduction if reduction in valid else "mean")
+
+
 class KLDivExercise(_Chapter2Exercise):
     """``kl_div(input, target, reduction="mean", log_target=False)``."""
 
@@ -747,53 +979,68 @@ class KLDivExercise(_Chapter2Exercise):
     points = 3.0
     forbidden = ("torch.nn.functional.kl_div", "torch.kl_div", "torch.nn.KLDivLoss",
                  "torch.distributions.kl.kl_divergence", "torch.distributions.kl_divergence")
+    reductions = ("none", "mean", "batchmean", "sum")
+    facets = (
+        Facet(KL, 1.25, "xlogy(p, p) - p * input and its gradients in both arguments, with the "
+              "default 'mean' and with 'none', sharp and flat distributions, float32"),
+        Facet(ZERO_TARGETS, 0.5, "0 * log 0 counts as 0: zeros in the target give no nan"),
+        Facet(LOG_TARGET, 0.5, "log_target=True: exp(t) * (t - input)"),
+        Facet(REDUCTIONS, 0.5, "'sum', and 'batchmean' dividing by input.size(0) (the sum for "
+              "0-d input)"),
+        Facet(CONTRACT, 0.25, "ValueError for an unknown reduction (the type only)"),
+    )
     mistakes = (
         Mistake("mean_is_batchmean",
                 "reduction='mean' divides by the batch size: torch's 'mean' divides the sum by "
                 "the number of elements (which is why it is not the true KL, and why torch "
                 "warns); only 'batchmean' divides by input.size(0).",
-                _kl_mistake(_kl_pointwise, _kl_mean_is_batchmean)),
+                _kl_mistake(_kl_pointwise, _kl_mean_is_batchmean), facet=REDUCTIONS),
         Mistake("batchmean_numel",
                 "'batchmean' divides by the number of elements; it must divide the sum by the "
                 "batch size input.size(0) (that is what makes it the true KL per example).",
-                _kl_mistake(_kl_pointwise, _kl_batchmean_numel)),
+                _kl_mistake(_kl_pointwise, _kl_batchmean_numel), facet=REDUCTIONS),
         Mistake("mean_sum_swapped",
                 "'mean' and 'sum' are swapped: 'mean' averages the elementwise terms, 'sum' "
-                "adds them up.", _kl_mistake(_kl_pointwise, _kl_mean_sum_swapped)),
+                "adds them up.", _kl_mistake(_kl_pointwise, _kl_mean_sum_swapped),
+                facet=REDUCTIONS),
         Mistake("arguments_swapped",
                 "this computes KL(input || target): kl_div(input, target) is KL(target || "
                 "input) = sum target * (log target - input), with input the model's "
-                "log-probabilities.", _kl_mistake(_kl_swapped)),
+                "log-probabilities.", _kl_mistake(_kl_swapped), facet=KL),
         Mistake("log_of_input",
                 "input is already log-probabilities: take no log of it. The elementwise term is "
-                "target * (log target - input).", _kl_mistake(_kl_log_of_input)),
+                "target * (log target - input).", _kl_mistake(_kl_log_of_input), facet=KL),
         Mistake("missing_entropy_term",
                 "the target's own term target * log(target) is missing: -target * input alone is "
                 "the cross-entropy, which is KL plus the target's entropy (same gradient in "
-                "input, different value).", _kl_mistake(_kl_cross_entropy)),
+                "input, different value).", _kl_mistake(_kl_cross_entropy), facet=KL),
         Mistake("sign_flipped",
                 "the sign is flipped: the term is target * (log target - input), "
-                "non-negative once summed over a distribution.", _kl_mistake(_kl_sign_flipped)),
+                "non-negative once summed over a distribution.", _kl_mistake(_kl_sign_flipped),
+                facet=KL),
         Mistake("zeros_give_nan",
                 "a zero target gives nan: 0 * log(0) must count as 0 (torch uses "
                 "torch.xlogy(target, target), which is 0 where target is 0).",
-                _kl_mistake(_kl_zeros_nan)),
+                _kl_mistake(_kl_zeros_nan), facet=ZERO_TARGETS),
         Mistake("log_target_ignored",
                 "log_target=True is ignored: then target holds log-probabilities, and the term "
-                "is exp(target) * (target - input).", _kl_mistake(_kl_log_target_ignored)),
+                "is exp(target) * (target - input).", _kl_mistake(_kl_log_target_ignored),
+                facet=LOG_TARGET),
         Mistake("log_target_without_exp",
                 "with log_target=True the weight must be the probability exp(target), not the "
                 "log-probability target: exp(target) * (target - input).",
-                _kl_mistake(_kl_log_target_no_exp)),
+                _kl_mistake(_kl_log_target_no_exp), facet=LOG_TARGET),
+        _invalid_reduction(_kl_mistake(_kl_pointwise, _kl_reduce_lenient),
+                           "'none', 'mean', 'batchmean' and 'sum'"),
     )
 
     def public_cases(self) -> list[Case]:
         rng = np.random.default_rng(31415)
         cases = []
 
-        def add(note, data, kwargs, grad=("input", "target")):
+        def add(note, data, kwargs, grad=("input", "target"), facet=None):
             cases.append(_case(_describe(data, kwargs, note), data, kwargs, grad,
-                               seed=len(cases), public=True))
+                               seed=len(cases), public=True, facet=_kl_facet(kwargs, facet)))
 
         data = _kl_data(rng, (4, 5))
         add("input = log-probabilities, target = probabilities, rows sum to 1", data, {})
@@ -804,24 +1051,25 @@ class KLDivExercise(_Chapter2Exercise):
         add("log_target=True", _kl_data(rng, (2, 3), log_target=True),
             {"reduction": "none", "log_target": True})
         add("targets with zeros (one-hot rows): 0 * log 0 counts as 0",
-            _kl_data(rng, (4, 4), zeros=True), {"reduction": "batchmean"}, grad=("input",))
+            _kl_data(rng, (4, 4), zeros=True), {"reduction": "batchmean"}, grad=("input",),
+            facet=ZERO_TARGETS)
         add("batchmean divides by input.size(0) = 2", _kl_data(rng, (2, 3, 4)),
             {"reduction": "batchmean"})
         add("0-d tensors: batchmean divides by nothing", {"input": np.array(-1.2),
                                                           "target": np.array(0.3)},
             {"reduction": "batchmean"})
         add("float32 in, float32 out", _kl_data(rng, (3, 5), dtype="float32"),
-            {"reduction": "batchmean"})
+            {"reduction": "batchmean"}, facet="")
         add("an unknown reduction raises", _kl_data(rng, (2, 2)), {"reduction": "average"},
-            grad=())
+            grad=(), facet=CONTRACT)
         return cases
 
     def hidden_cases(self, rng: np.random.Generator) -> list[Case]:
         cases = []
 
-        def add(note, data, kwargs, grad=("input", "target")):
+        def add(note, data, kwargs, grad=("input", "target"), facet=None):
             cases.append(_case(_describe(data, kwargs, note), data, kwargs, grad,
-                               seed=int(rng.integers(2**31))))
+                               seed=int(rng.integers(2**31)), facet=_kl_facet(kwargs, facet)))
 
         add("", _kl_data(rng, _kl_shape(rng)), {})
         for reduction in ("batchmean", "sum", "none"):
@@ -829,7 +1077,7 @@ class KLDivExercise(_Chapter2Exercise):
         add("log_target=True", _kl_data(rng, _kl_shape(rng), log_target=True),
             {"reduction": "batchmean", "log_target": True})
         add("targets with zeros", _kl_data(rng, _kl_shape(rng), zeros=True),
-            {"reduction": "sum"}, grad=("input",))
+            {"reduction": "sum"}, grad=("input",), facet=ZERO_TARGETS)
         rest = []
         for reduction in ("mean", "batchmean", "sum", "none"):
             for log_target in (False, True):
@@ -839,7 +1087,7 @@ class KLDivExercise(_Chapter2Exercise):
                              {"reduction": reduction, "log_target": log_target}))
             rest.append(("targets with zeros",
                          _kl_data(rng, _kl_shape(rng), zeros=True),
-                         {"reduction": reduction}, ("input",)))
+                         {"reduction": reduction}, ("input",), ZERO_TARGETS))
         for order in rng.permutation(len(rest)):
             add(*rest[order])
         for reduction in ("mean", "batchmean", "sum", "none"):
@@ -849,9 +1097,11 @@ class KLDivExercise(_Chapter2Exercise):
         for log_target in (False, True):
             add("float32 in, float32 out",
                 _kl_data(rng, _kl_shape(rng), log_target=log_target, dtype="float32"),
-                {"reduction": "batchmean", "log_target": log_target})
+                {"reduction": "batchmean", "log_target": log_target},
+                facet=None if log_target else "")
         for bad in ("average", "batch_mean", None):
-            add("an unknown reduction raises", _kl_data(rng, (2, 2)), {"reduction": bad}, ())
+            add("an unknown reduction raises", _kl_data(rng, (2, 2)), {"reduction": bad}, (),
+                CONTRACT)
         return cases
 
     def torch_reference(self) -> Callable[..., Any]:
@@ -1048,6 +1298,27 @@ def _giou_mean_nan(loss, reduction):
     return _reduce(loss, reduction)
 
 
+GIOU = "GIoU formula"
+EPS = "eps placement"
+DTYPES = "dtypes"
+
+
+def _giou_facet(kwargs: Mapping[str, Any], facet: str | None) -> str:
+    """The facet of a GIoU case, unless given: an explicit eps, then 'mean' and 'sum' (the
+    reductions; the empty cases are all three), else the formula."""
+    if facet is not None:
+        return facet
+    if "eps" in kwargs:
+        return EPS
+    if kwargs.get("reduction") in ("mean", "sum"):
+        return REDUCTIONS
+    return ""
+
+
+def _giou_reduce_lenient(loss, reduction):
+    return _giou_reduce(loss, reduction if reduction in ("none", "sum") else "mean")
+
+
 class GeneralizedBoxIoULossExercise(_Chapter2Exercise):
     """``generalized_box_iou_loss(boxes1, boxes2, reduction="none", eps=1e-7)``."""
 
@@ -1057,70 +1328,84 @@ class GeneralizedBoxIoULossExercise(_Chapter2Exercise):
     # torchvision is not installed; the course's own box helpers do the work, so they are out.
     forbidden = ("lossopt_helpers.boxes.box_inter_union", "lossopt_helpers.boxes.box_iou",
                  "lossopt_helpers.boxes.generalized_box_iou", "lossopt_helpers.boxes.enclosing_box")
+    facets = (
+        Facet(GIOU, 1.5, "intersection, union, enclosing box and 1 - GIoU, values and gradients "
+              "in both boxes: overlapping, nested, apart, touching, at scales 0.01 to 100"),
+        Facet(EPS, 0.5, "eps exactly where torchvision puts it, the eps argument used, two "
+              "zero-area boxes give 1"),
+        Facet(REDUCTIONS, 0.5, "'mean' and 'sum', and no boxes: 'mean' gives 0"),
+        Facet(DTYPES, 0.25, "float32 and float64 kept, integer boxes give float32"),
+        Facet(CONTRACT, 0.25, "ValueError for an unknown reduction (the type only)"),
+    )
     mistakes = (
         Mistake("iou_loss_only",
                 "this is the IoU loss 1 - IoU: GIoU adds the penalty (area_c - union) / "
                 "(area_c + eps), where area_c is the area of the smallest box enclosing both. "
                 "Without it, boxes that do not overlap get no gradient.",
-                _giou_mistake(_giou_iou_only)),
+                _giou_mistake(_giou_iou_only), facet=GIOU),
         Mistake("returns_giou",
                 "this returns GIoU itself; the loss is 1 - GIoU.",
-                _giou_mistake(_giou_returns_giou)),
+                _giou_mistake(_giou_returns_giou), facet=GIOU),
         Mistake("penalty_over_union",
                 "the penalty is divided by the union; it is (area_c - union) / (area_c + eps), "
                 "relative to the enclosing box, so that it stays in [0, 1).",
-                _giou_mistake(_giou_over_union)),
+                _giou_mistake(_giou_over_union), facet=GIOU),
         Mistake("no_eps",
                 "eps is missing: torchvision divides by (union + eps) and by (area_c + eps). "
                 "Without it zero-area boxes give nan, and small boxes give visibly different "
-                "values.", _giou_mistake(_giou_no_eps)),
+                "values.", _giou_mistake(_giou_no_eps), facet=EPS),
         Mistake("eps_only_in_iou",
                 "eps is missing from the penalty's denominator: it is (area_c - union) / "
-                "(area_c + eps).", _giou_mistake(_giou_eps_in_iou_only)),
+                "(area_c + eps).", _giou_mistake(_giou_eps_in_iou_only), facet=EPS),
         Mistake("penalty_as_one_minus_ratio",
                 "the penalty is written 1 - union / (area_c + eps), which differs from "
                 "torchvision's (area_c - union) / (area_c + eps) by eps / (area_c + eps): "
-                "follow the stated formula exactly.", _giou_mistake(_giou_one_minus_ratio)),
+                "follow the stated formula exactly.", _giou_mistake(_giou_one_minus_ratio),
+                facet=EPS),
         Mistake("eps_ignored",
                 "the eps argument is ignored (1e-7 is hard-coded): use the eps passed in.",
-                _giou_mistake(_giou_eps_ignored)),
+                _giou_mistake(_giou_eps_ignored), facet=EPS),
         *(Mistake("intersection_not_clamped",
                   "the intersection's width and height must each be clamped at 0 before they "
                   "are multiplied: unclamped, or with only the product clamped, boxes apart in "
-                  "both x and y get a positive 'intersection' (negative times negative).", impl)
+                  "both x and y get a positive 'intersection' (negative times negative).", impl,
+                  facet=GIOU)
           for impl in (_giou_mistake(_giou_unclamped), _giou_mistake(_giou_clamp_product))),
         Mistake("plus_one_pixel",
                 "widths are computed as x2 - x1 + 1 (the old integer-pixel convention of Pascal "
                 "VOC code); here coordinates are continuous: width = x2 - x1.",
-                _giou_mistake(_giou_plus_one)),
+                _giou_mistake(_giou_plus_one), facet=GIOU),
         Mistake("enclosing_is_intersection",
                 "the enclosing box is built like the intersection (max of the top-left, min of "
                 "the bottom-right corners); the smallest enclosing box takes the min of the "
                 "top-left and the max of the bottom-right corners.",
-                _giou_mistake(_giou_enclosing_is_intersection)),
+                _giou_mistake(_giou_enclosing_is_intersection), facet=GIOU),
         Mistake("xywh_format",
                 "the boxes are read as (x, y, width, height); they are (x1, y1, x2, y2), two "
-                "corners.", _giou_mistake(_giou_xywh)),
+                "corners.", _giou_mistake(_giou_xywh), facet=GIOU),
         Mistake("casts_to_float32",
                 "the boxes are cast to float32 (.float()): float64 boxes must stay float64. Only "
-                "integer boxes are converted, to float32.", _giou_float32),
+                "integer boxes are converted, to float32.", _giou_float32, facet=DTYPES),
         Mistake("mean_sum_swapped",
                 "'mean' and 'sum' are swapped: 'mean' averages the per-box losses, 'sum' adds "
                 "them up.", _giou_mistake(_giou_correct, lambda loss, r: _giou_reduce(
-                    loss, {"mean": "sum", "sum": "mean"}.get(r, r)))),
+                    loss, {"mean": "sum", "sum": "mean"}.get(r, r))), facet=REDUCTIONS),
         Mistake("empty_mean_nan",
                 "reduction='mean' of no boxes gives nan (the mean of nothing); torchvision "
                 "returns 0 there (0.0 * loss.sum()), so that an image without boxes adds "
-                "nothing to a batch's loss.", _giou_mistake(_giou_correct, _giou_mean_nan)),
+                "nothing to a batch's loss.", _giou_mistake(_giou_correct, _giou_mean_nan),
+                facet=REDUCTIONS),
+        _invalid_reduction(_giou_mistake(_giou_correct, _giou_reduce_lenient),
+                           "'none', 'mean' and 'sum'"),
     )
 
     def public_cases(self) -> list[Case]:
         rng = np.random.default_rng(2019)
         cases = []
 
-        def add(note, data, kwargs, grad=("boxes1", "boxes2")):
+        def add(note, data, kwargs, grad=("boxes1", "boxes2"), facet=None):
             cases.append(_case(_describe(data, kwargs, note), data, kwargs, grad,
-                               seed=len(cases), public=True))
+                               seed=len(cases), public=True, facet=_giou_facet(kwargs, facet)))
 
         # Small boxes (side 0.02 to 0.2): overlapping, nested, apart in x, apart in x and y.
         first = np.array([[0.10, 0.12, 0.21, 0.19], [0.31, 0.30, 0.52, 0.47],
@@ -1142,18 +1427,19 @@ class GeneralizedBoxIoULossExercise(_Chapter2Exercise):
         for reduction in ("none", "mean", "sum"):
             add("no boxes: 'mean' gives 0, not nan", {"boxes1": np.zeros((0, 4)),
                                                       "boxes2": np.zeros((0, 4))},
-                {"reduction": reduction}, grad=())
+                {"reduction": reduction}, grad=(), facet=REDUCTIONS)
         add("float32 in, float32 out", _box_pairs(rng, (3,), dtype="float32"),
-            {"reduction": "mean"})
-        add("an unknown reduction raises", _box_pairs(rng, (2,)), {"reduction": "average"}, ())
+            {"reduction": "mean"}, facet=DTYPES)
+        add("an unknown reduction raises", _box_pairs(rng, (2,)), {"reduction": "average"}, (),
+            CONTRACT)
         return cases
 
     def hidden_cases(self, rng: np.random.Generator) -> list[Case]:
         cases = []
 
-        def add(note, data, kwargs, grad=("boxes1", "boxes2")):
+        def add(note, data, kwargs, grad=("boxes1", "boxes2"), facet=None):
             cases.append(_case(_describe(data, kwargs, note), data, kwargs, grad,
-                               seed=int(rng.integers(2**31))))
+                               seed=int(rng.integers(2**31)), facet=_giou_facet(kwargs, facet)))
 
         add("small boxes", _box_pairs(rng, (int(rng.integers(4, 9)),), scale=0.1), {})
         add("", _box_pairs(rng, (int(rng.integers(3, 7)),), scale=1.0), {"reduction": "mean"})
@@ -1170,18 +1456,19 @@ class GeneralizedBoxIoULossExercise(_Chapter2Exercise):
         add("identical boxes: loss 0 (values only)", _tied_pairs(rng, "identical"), {}, ())
         add("touching boxes (values only)", _tied_pairs(rng, "touching"), {}, ())
         add("zero-area boxes (values only)", _tied_pairs(rng, "degenerate"), {"reduction": "sum"},
-            ())
+            (), EPS)
         for reduction in ("mean", "sum", "none"):
             add("no boxes", {"boxes1": np.zeros((0, 4)), "boxes2": np.zeros((0, 4))},
-                {"reduction": reduction}, ())
-        add("float32 in, float32 out", _box_pairs(rng, (4,), dtype="float32"), {})
+                {"reduction": reduction}, (), REDUCTIONS)
+        add("float32 in, float32 out", _box_pairs(rng, (4,), dtype="float32"), {}, facet=DTYPES)
         add("float32 in, float32 out", _box_pairs(rng, (2, 2), dtype="float32"),
-            {"reduction": "sum"})
+            {"reduction": "sum"}, facet=DTYPES)
         ints = _box_pairs(rng, (5,), scale=50.0)
         ints = {name: np.round(value).astype(np.int64) for name, value in ints.items()}
-        add("integer boxes give float32 losses", ints, {"reduction": "none"}, ())
+        add("integer boxes give float32 losses", ints, {"reduction": "none"}, (), DTYPES)
         for bad in ("average", "batchmean", None):
-            add("an unknown reduction raises", _box_pairs(rng, (2,)), {"reduction": bad}, ())
+            add("an unknown reduction raises", _box_pairs(rng, (2,)), {"reduction": bad}, (),
+                CONTRACT)
         return cases
 
     def torch_reference(self) -> Callable[..., Any]:
@@ -1232,4 +1519,26 @@ EXERCISES: dict[str, Exercise] = {
                KLDivExercise(), GeneralizedBoxIoULossExercise())
 }
 
-check = make_check(EXERCISES)
+_kit_check = make_check(EXERCISES)
+
+
+def check(name: str, impl: Any, *, hidden: bool = False, seed: int | None = None) -> float:
+    """The kit's ``check`` (print the report, return the score), where an unanswered stub raises
+    ``NotImplementedError``.
+
+    Local fix, to move into the kit: ``check_exercise`` calls an answer a stub only when no
+    reference raises, and every exercise here has cases where PyTorch raises (an unknown
+    reduction), so a stub would get a report of 0 points instead. The grading core's rule,
+    applied here: every public case raises ``NotImplementedError``.
+    """
+    __tracebackhide__ = True
+    ex = EXERCISES.get(name)
+    if ex is not None and callable(impl):
+        try:
+            prepared = ex.prepare(impl)
+            outputs = [capture(ex, prepared, case, forbid=True) for case in ex.public_cases()]
+        except ForbiddenCallError:
+            outputs = []  # the kit's check reports it
+        if outputs and all(str(o.get(ERROR_KEY, "")) == "NotImplementedError" for o in outputs):
+            raise NotImplementedError(f"{name} is not implemented yet")
+    return _kit_check(name, impl, hidden=hidden, seed=seed)
