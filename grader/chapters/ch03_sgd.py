@@ -412,13 +412,24 @@ def train(impl: Any, a: dict[str, Any]) -> tuple[Outputs, dict[str, Any]]:
     return out, final
 
 
+RAISED = "exception raised when SGD is built"
+MESSAGE = "__message_for_the_hint__"  # shown, never compared (see SGDExercise.compare)
+
+
 def construct(impl: Any, a: dict[str, Any]) -> Outputs:
-    """Only build the optimizer: does it accept the arguments (or raise as PyTorch does)?"""
+    """Only build the optimizer: which exception class it raises, if any (its message is kept
+    for the hint only). A stub's NotImplementedError propagates, so that the check says "not
+    implemented yet" instead of grading it."""
     if not (isinstance(impl, type) and issubclass(impl, torch.optim.Optimizer)):
         raise AnswerTypeError("SGD must be a class that subclasses torch.optim.Optimizer")
     groups = build_params(a["groups"], a["dtype"])
-    impl(param_spec(a, groups, options=True), *a["args"], **a["kwargs"])
-    return {"the optimizer was built": np.array(True)}
+    try:
+        impl(param_spec(a, groups, options=True), *a["args"], **a["kwargs"])
+    except NotImplementedError:
+        raise
+    except Exception as exc:
+        return {RAISED: np.array(type(exc).__name__), MESSAGE: np.array(str(exc)[:300])}
+    return {RAISED: np.array("nothing")}
 
 
 HINTS = (
@@ -691,33 +702,39 @@ class SGDExercise(Exercise):
         return memo_capture(self, self.torch_reference(), "reference", case)
 
     def compare(self, case: Case, got: Outputs, expected: Outputs) -> str | None:
-        # Where PyTorch raises, the exception class is what counts (compare_outputs compares
-        # classes only); the message is the learner's to word. PyTorch's is given as a hint.
+        # Where PyTorch raises, the exception class is what counts; the message is the learner's
+        # to word (PyTorch's is given as a hint), and so is the order of the checks.
+        if case.args["kind"] == "construct":
+            want, have = str(expected[RAISED]), str(got.get(RAISED, "no answer"))
+            if want == have:
+                return None
+            said = f" ({str(got[MESSAGE])!r})" if MESSAGE in got else ""
+            if want == "nothing":
+                problem = f"raised {have}{said}, but PyTorch accepts these arguments"
+            elif have == "nothing":
+                problem = f"expected a {want} to be raised, but SGD was built without one"
+            else:
+                problem = f"expected a {want}, got {have}{said}"
+            if MESSAGE in expected:
+                problem += (f"\n  Hint: PyTorch raises {expected[RAISED]}"
+                            f"({str(expected[MESSAGE])!r}) here")
+            return problem
         problem = compare_outputs(got, expected, **tolerance(case))
         return with_hint(problem, got, expected, case)
 
     def diagnose(self, case: Case, got: Outputs) -> Mistake | None:
         if case.args["kind"] != "construct":
             return diagnose(self, case, got)
-        # Building the optimizer: a mistake is named by what is raised (its class) or not raised,
+        # Building the optimizer: a mistake is named by the exception class raised (or none),
         # never by the message's words.
         for mistake in self.mistakes:
             wrong = memo_capture(self, mistake.impl, mistake.key, case)
-            if compare_outputs(got, wrong, rtol=0.0, atol=0.0) is None:
+            if RAISED in wrong and RAISED in got and str(wrong[RAISED]) == str(got[RAISED]):
                 return mistake
         return None
 
     def judge(self, case: Case, got: Outputs, expected: Outputs | None = None) -> Verdict:
-        verdict = judge(self, case, got, expected)
-        if verdict.ok or verdict.mistake is not None or case.args["kind"] != "construct":
-            return verdict
-        # kit.optim.judge names no mistake where PyTorch raises; a missing or extra ValueError
-        # has its own mistakes here.
-        mistake = self.diagnose(case, got)
-        if mistake is None:
-            return verdict
-        return Verdict(False, f"{verdict.message}\n  Likely mistake: {mistake.message}",
-                       mistake.key)
+        return judge(self, case, got, expected)
 
 
 # ---------------------------------------------------------------------------------------------
