@@ -223,3 +223,59 @@ def test_wrong_assignment_or_malformed_file_is_a_clear_error_and_loses_nothing(c
     assert c.call("bob", "GET", f"submissions/{CHAPTER}").json()["submissions"] == kept
     assert notebook.read_bytes() == good[: len(good) // 2]
     assert json.loads(good)  # (the original was a notebook)
+
+
+# ---------------------------------------------------------------------------------------------
+# The formgrader in a browser, through the hub, in a tab of its own
+
+
+def open_formgrader(browser, hub: Hub, user: str):
+    """Log in at the hub as ``user``, find the formgrader under the Services menu, and open it
+    in a new tab (JupyterHub 4.1+ blanks it inside JupyterLab's iframe: nbgrader #1870)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    hub_page = context.new_page()
+    # next=: land on the hub's home page (its Services menu), not on a server to spawn.
+    hub_page.goto(f"{hub.url}/hub/login?next=%2Fhub%2Fhome")
+    hub_page.fill("#username_input", user)
+    hub_page.fill("#password_input", hub.password)
+    hub_page.click("#login_submit")
+    hub_page.wait_for_url(f"{hub.url}/hub/home", timeout=30_000)
+    link = hub_page.locator("a[href*='/services/formgrader-lossopt']")
+    href = link.first.get_attribute("href") if link.count() else None
+    tab = context.new_page()
+    response = tab.goto(href and hub.url + href if href and href.startswith("/") else
+                        href or hub.formgrader_url)
+    return context, hub_page, tab, response, href
+
+
+@pytest.mark.browser
+def test_formgrader_opens_through_the_hub_in_its_own_tab(classroom):
+    from browser_support import CHROMIUM, browser_unavailable, launch_chromium
+    why = browser_unavailable(CHROMIUM, dict(os.environ))
+    if why is not None:
+        (pytest.fail if why[0] == "fail" else pytest.skip)(why[1])
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        try:
+            context, hub_page, tab, _, href = open_formgrader(browser, classroom.hub, INSTRUCTOR)
+            assert href, "the hub's Services menu does not link the formgrader"
+            assert len(context.pages) == 2 and tab.url.startswith(classroom.hub.formgrader_url)
+            row = tab.locator("#main-table tr", has=tab.locator("td.name", has_text=CHAPTER))
+            row.wait_for(timeout=60_000)
+            assert row.locator("td.num-submissions").inner_text().strip() == str(len(STUDENTS))
+            row.locator("td.num-submissions a").click()
+            rows = tab.locator("#main-table tr", has=tab.locator("td.student-id"))
+            rows.nth(len(STUDENTS) - 1).wait_for(timeout=60_000)
+            listed = sorted(rows.nth(i).locator("td.student-id").inner_text().strip()
+                            for i in range(rows.count()))
+            assert listed == sorted(STUDENTS)
+            context.close()
+            # A student who finds the address gets a refusal, not the class.
+            context, _, tab, response, href = open_formgrader(browser, classroom.hub, "ada")
+            assert href is None, "the formgrader is linked for a student"
+            assert response.status == 403, response.status
+            assert tab.locator("#main-table").count() == 0
+            context.close()
+        finally:
+            browser.close()
