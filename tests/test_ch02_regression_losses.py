@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 
+import nbformat
 import numpy as np
 import pytest
 import torch
@@ -42,7 +43,7 @@ from grader.chapters.ch02_regression_losses import (
 )
 from grader.kit.exercise import ForbiddenCallError, resolve, tripwires
 from lossopt_helpers import boxes
-from nbutils import SOLUTIONS, facet_scores, solution_namespace
+from nbutils import SOLUTIONS, facet_scores, nbgrader_meta, solution_namespace
 
 NOTEBOOK = SOLUTIONS / CHAPTER / f"{CHAPTER}.ipynb"
 SEEDS = (0, 1)  # hidden draws per answer: the corpus is large, and each draw checks ~45 cases
@@ -94,6 +95,30 @@ def test_other_correct_answers_score_full_marks(name, impl):
 def test_every_exercise_has_three_other_correct_answers():
     counts = {name: sum(n == name for n, _ in CORRECT) for name in EXERCISES}
     assert min(counts.values()) >= 3, counts
+
+
+def exercise_text(name: str) -> str:
+    """The Markdown between the previous test cell and ``name``'s answer cell."""
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    index = next(i for i, c in enumerate(nb.cells) if nbgrader_meta(c).get("grade_id") == name)
+    text = []
+    for cell in reversed(nb.cells[:index]):
+        if nbgrader_meta(cell).get("grade"):
+            break
+        if cell.cell_type == "markdown":
+            text.append(cell.source)
+    return "\n".join(text)
+
+
+@pytest.mark.parametrize("name", list(EXERCISES))
+def test_the_exercise_text_states_each_facet_with_the_graders_points(name):
+    text = exercise_text(name)
+    for facet in EXERCISES[name].facet_list():
+        unit = "point" if facet.points <= 1 else "points"
+        assert f"**{facet.name}** ({facet.points:g} {unit})" in text, facet.name
+    for base in EXERCISES[name].depends_on:
+        assert f"checked with a correct\n  `{base}` in place of yours" in text or \
+            f"checked with a correct `{base}` in\n  place of yours" in text, base
 
 
 # ---------------------------------------------------------------------------------------------
