@@ -39,7 +39,8 @@ import numpy as np
 import torch
 
 from grader.kit.exercise import (ERROR_KEY, AnswerTypeError, Case, Exercise, Facet, Mistake,
-                                 Outputs, Verdict, compare_outputs, make_check, to_plain)
+                                 Outputs, Verdict, ForbiddenCallError, capture, compare_outputs,
+                                 forbidden_base, make_check, to_plain)
 from grader.kit.optim import (build_params, coefficients, judge, memo_capture, param_spec,
                               plain_state_dict, take_step, tensor_state_dict)
 
@@ -224,6 +225,19 @@ def close_to(got: Outputs, other: Outputs, rtol: float, atol: float) -> bool:
         if compare_outputs(got, {key: want}, rtol=rtol, atol=max(atol, rtol * scale)):
             return False
     return got.keys() >= other.keys()
+
+
+def distance(got: Outputs, other: Outputs) -> float:
+    """The largest difference between two outputs' numbers, relative to each output's scale."""
+    worst = 0.0
+    for key, want in other.items():
+        have = got.get(key)
+        if have is None or want.dtype.kind != "f" or have.shape != want.shape or not want.size:
+            continue
+        scale = float(np.nanmax(np.abs(want))) or 1.0
+        diff = np.abs(have.astype(np.float64) - want)
+        worst = max(worst, float(np.nanmax(np.where(np.isnan(diff), 0.0, diff))) / scale)
+    return worst
 
 
 def grad_status(given: list[tuple[torch.Tensor, torch.Tensor]]) -> str:
@@ -476,6 +490,10 @@ class OptimizerExercise(Exercise):
                    f"({str(expected['__message__'])!r})"
         if problem is None or ERROR_KEY in got:
             return problem
+        # A value that passes near zero keeps the absolute error of its neighbours: rtol of the
+        # output's own scale, not of the value itself (the exercise text states it).
+        if close_to(got, expected, tol["rtol"], tol["atol"]):
+            return None
         for tag, model, rtol in self.variants:
             other = memo_capture(self, model, tag, case)
             if ERROR_KEY not in other and close_to(got, other, max(rtol, tol["rtol"]),
@@ -496,6 +514,7 @@ class OptimizerExercise(Exercise):
         compared with every model, on every failing case.
         """
         tol = self.tolerance(case)
+        behaves: list[tuple[Mistake, Outputs]] = []
         for mistake in self.mistakes:
             try:
                 wrong = memo_capture(self, mistake.impl, f"{mistake.key}:{mistake.impl.__name__}",
@@ -510,9 +529,15 @@ class OptimizerExercise(Exercise):
                         (str(mine[ERROR_KEY]), str(mine["__message__"])):
                     return mistake
                 continue
-            if close_to(mine, wrong, max(DIAGNOSIS_RTOL, tol["rtol"]), tol["atol"]):
+            behaves.append((mistake, wrong))
+        for mistake, wrong in behaves:
+            if close_to(got, wrong, tol["rtol"], tol["atol"]):
                 return mistake
-        return None
+        # Within the looser tolerance, the closest: a mistake that changes nothing on this case
+        # (lr_decay off by one, without lr_decay) is also near a small difference.
+        near = [(distance(got, wrong), i) for i, (_, wrong) in enumerate(behaves)
+                if close_to(got, wrong, max(DIAGNOSIS_RTOL, tol["rtol"]), tol["atol"])]
+        return behaves[min(near)[1]][0] if near else None
 
     def judge(self, case: Case, got: Outputs, expected: Outputs | None = None) -> Verdict:
         return judge(self, case, got, expected)
@@ -1376,7 +1401,11 @@ class AdamWExercise(OptimizerExercise):
         return {"Adam": ReferenceAdam}
 
     def prepare(self, impl: Any) -> Any:
-        if isinstance(impl, type) and uses_base_internals(impl, "Adam", ReferenceAdam):
+        """``class AdamW(Adam)`` rebuilt on :class:`ReferenceAdam`; as written when it relies on
+        its Adam's own helpers, or when its "Adam" is off-limits (``torch.optim.Adam``: that is
+        refused, never repaired)."""
+        if isinstance(impl, type) and (forbidden_base(impl, self.forbidden) is not None or
+                                       uses_base_internals(impl, "Adam", ReferenceAdam)):
             return impl
         return super().prepare(impl)
 
@@ -1419,4 +1448,27 @@ EXERCISES: dict[str, OptimizerExercise] = {
     ex.name: ex for ex in (AdagradExercise(), RMSpropExercise(), AdamExercise(), AdamWExercise())
 }
 
-check = make_check(EXERCISES)
+_kit_check = make_check(EXERCISES)
+
+
+def check(name: str, impl: Any, *, hidden: bool = False, seed: int | None = None) -> float:
+    """The kit's ``check`` (print the report, return the score), where an unanswered stub raises
+    ``NotImplementedError``.
+
+    Local fix, to move into the kit: ``check_exercise`` calls an answer a stub only when no
+    reference raises, and every exercise here has a case where PyTorch raises (a ValueError), so
+    a stub would get a report of 0 points instead. A stub raises NotImplementedError on the
+    first (plain) public case and on the ValueError one: those two are enough to tell.
+    """
+    __tracebackhide__ = True
+    ex = EXERCISES.get(name)
+    if ex is not None and callable(impl):
+        public = ex.public_cases()
+        probes = [public[0], next(c for c in public if c.args["kind"] == "construct")]
+        try:
+            outputs = [capture(ex, ex.prepare(impl), case, forbid=True) for case in probes]
+        except ForbiddenCallError:
+            outputs = []  # the kit's check reports it
+        if outputs and all(str(o.get(ERROR_KEY, "")) == "NotImplementedError" for o in outputs):
+            raise NotImplementedError(f"{name} is not implemented yet")
+    return _kit_check(name, impl, hidden=hidden, seed=seed)

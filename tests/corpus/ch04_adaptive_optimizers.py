@@ -251,7 +251,8 @@ CORRECT: dict[str, list[type]] = {
 
 
 def wrong(exercise: str, key: str, base: type, *edits: tuple[str, str]) -> type:
-    """Register ``base`` with ``edits`` applied to its source, to be diagnosed as ``key``.
+    """Register ``base`` with ``edits`` applied to its source, to be diagnosed as ``key``
+    (``key`` None: a correct answer written another way, added to :data:`CORRECT`).
 
     Each ``(old, new)`` edit must match exactly once, so that a change to the correct classes
     cannot silently turn an entry into a right answer.
@@ -269,8 +270,17 @@ def wrong(exercise: str, key: str, base: type, *edits: tuple[str, str]) -> type:
     cls = namespace[base.__name__]
     # The class's own text, so the grading-core tests can type it into a submission's cell.
     cls.__corpus_source__ = source
-    CORPUS.append((exercise, key, cls))
+    if key is None:
+        cls.__name__ = cls.__qualname__ = f"{base.__name__}_{len(CORRECT[exercise])}"
+        CORRECT[exercise].append(cls)
+    else:
+        CORPUS.append((exercise, key, cls))
     return cls
+
+
+def right(exercise: str, base: type, *edits: tuple[str, str]) -> type:
+    """A correct answer written another way: ``base`` with ``edits``; it scores full marks."""
+    return wrong(exercise, None, base, *edits)
 
 
 NO_GRAD = "    @torch.no_grad()\n"
@@ -302,7 +312,7 @@ wrong("Adagrad", "eps_inside_sqrt", A,
 wrong("Adagrad", "decoupled_instead_of_l2", A,
       ('g = g + group["weight_decay"] * p', 'p.mul_(1 - group["lr"] * group["weight_decay"])'))
 wrong("Adagrad", "maximize_ignored", A, ("g = -g", "g = g"))
-wrong("Adagrad", "lazy_state", A,
+right("Adagrad", A,
       ('        for group in self.param_groups:\n            for p in group["params"]:\n'
        '                self.state[p]["step"] = torch.tensor(0.0)\n'
        '                self.state[p]["sum"] = '
@@ -367,7 +377,7 @@ wrong("RMSprop", "decoupled_instead_of_l2", R,
       ('g = g + group["weight_decay"] * p', 'p.mul_(1 - lr * group["weight_decay"])'))
 wrong("RMSprop", "maximize_ignored", R,
       ('g = -p.grad if group["maximize"] else p.grad', "g = p.grad"))
-wrong("RMSprop", "state_created_eagerly", R,
+right("RMSprop", R,
       ("        super().__init__(params, defaults)\n",
        "        super().__init__(params, defaults)\n"
        "        for group in self.param_groups:\n"
@@ -412,7 +422,7 @@ wrong("Adam", "step_incremented_late", D,
       (UPDATE, "step_size = lr / (1 - beta1 ** t)\n"
                "                p.sub_(step_size * m / (v_hat ** 0.5 + eps))\n"
                '                state["step"] += 1'))
-wrong("Adam", "step_tensor_float32", D, ('t = state["step"].item()', 't = state["step"]'))
+right("Adam", D, ('t = state["step"].item()', 't = state["step"]'))
 wrong("Adam", "amsgrad_max_of_corrected", D,
       ('torch.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])\n'
        '                    ' + AMS,
@@ -439,7 +449,7 @@ wrong("Adam", "none_grad_as_zero", D,
        '                grad = p.grad if not group["maximize"] else -p.grad',
        'grad = p.grad if p.grad is not None else torch.zeros_like(p)\n'
        '                if group["maximize"]:\n                    grad = -grad'))
-wrong("Adam", "state_created_eagerly", D,
+right("Adam", D,
       ("                                      decoupled_weight_decay=decoupled_weight_decay))\n",
        "                                      decoupled_weight_decay=decoupled_weight_decay))\n"
        "        for group in self.param_groups:\n"
@@ -495,7 +505,7 @@ wrong("AdamW", "amsgrad_max_of_corrected", W,
        'second = torch.maximum(state["max_exp_avg_sq"], second / bias_correction2)\n'
        '                    state["max_exp_avg_sq"].copy_(second)\n'
        "                    bias_correction2 = 1.0"))
-wrong("AdamW", "step_tensor_float32", W, ('step = state["step"].item()', 'step = state["step"]'))
+right("AdamW", W, ('step = state["step"].item()', 'step = state["step"]'))
 wrong("AdamW", "amsgrad_ignored", W,
       ('                    if group["amsgrad"]:\n'
        '                        state["max_exp_avg_sq"] = torch.zeros_like(p)\n', ''),
@@ -527,7 +537,7 @@ wrong("AdamW", "none_grad_as_zero", W,
        '                grad = -p.grad if group["maximize"] else p.grad',
        'grad = p.grad if p.grad is not None else torch.zeros_like(p)\n'
        '                if group["maximize"]:\n                    grad = -grad'))
-wrong("AdamW", "state_created_eagerly", W,
+right("AdamW", W,
       ('                                  "maximize": maximize})\n',
        '                                  "maximize": maximize})\n'
        "        for group in self.param_groups:\n"
@@ -566,3 +576,61 @@ wrong("Adam", "decay_wrong_sign", D, ("p.mul_(1 - lr * wd)", "p.mul_(1 + lr * wd
 wrong("Adam", "decay_proximal", D, ("p.mul_(1 - lr * wd)", "p.div_(1 + lr * wd)"))
 wrong("Adam", "decay_twice", D,
       ("p.mul_(1 - lr * wd)", "grad = grad + wd * p\n                        p.mul_(1 - lr * wd)"))
+
+# -- more correct answers, written other ways (each scores full marks) -------------------------
+
+# A step counted in a Python int: torch.optim's load_state_dict accepts it (and converts it).
+right("Adagrad", A, ('self.state[p]["step"] = torch.tensor(0.0)', 'self.state[p]["step"] = 0'),
+      ('t = state["step"].item()', 't = float(state["step"])'))
+right("RMSprop", R, ('state["step"] = torch.tensor(0.0)', 'state["step"] = 0'))
+right("Adam", D, ('state["step"] = torch.tensor(0.0)', 'state["step"] = 0'),
+      ('t = state["step"].item()', 't = state["step"]'))
+right("AdamW", W, ('state["step"] = torch.tensor(0.0)', 'state["step"] = 0'),
+      ('step = state["step"].item()', 'step = state["step"]'))
+# Other error messages: the exception's class is graded, not its text.
+right("Adagrad", A, ('f"Invalid lr_decay value: {lr_decay}"', '"lr_decay must be non-negative"'))
+right("RMSprop", R, ('raise ValueError(f"Invalid {name}: {value}")',
+                     'raise ValueError(f"{name} must be >= 0, got {value}")'))
+right("Adam", D, ('f"Invalid learning rate: {lr}"', 'f"lr must be >= 0, got {lr}"'))
+
+
+# -- what each wrong answer loses ---------------------------------------------------------------
+
+EVERY_FACET = "every facet"  # a step() that raises at every step earns only what never steps
+UPDATE, API, STATE = "update rule", "API contract", "state and state_dict"
+API_KEYS = ("none_grad_as_zero", "grad_modified_in_place", "uses_defaults_not_group", "lr_cached",
+            "zero_grad_in_step", "closure_without_enable_grad", "closure_loss_dropped")
+ADAM_UPDATE = ("no_bias_correction", "bias_correction_first_moment_only",
+               "bias_correction2_not_sqrt", "eps_inside_sqrt", "eps_before_bias_correction",
+               "step_incremented_late", "betas_swapped")
+ADAM_DECAY = ("decoupled_instead_of_l2", "l2_instead_of_decoupled", "decay_after_update",
+              "decay_without_lr", "decay_wrong_sign", "decay_proximal", "decay_twice",
+              "default_weight_decay")
+
+
+def loses(**facets: tuple[str, ...]) -> dict[str, str]:
+    return {key: facet.replace("_", " ") for facet, keys in facets.items() for key in keys}
+
+
+# Exercise -> mistake key -> the one facet it costs (the others are kept).
+LOSES: dict[str, dict[str, str]] = {
+    "Adagrad": {**loses(update_rule=("eps_inside_sqrt",),
+                        options=("lr_decay_off_by_one", "step_incremented_late",
+                                 "decoupled_instead_of_l2", "maximize_ignored",
+                                 "initial_accumulator_ignored", "weight_decay_not_in_sum")),
+                **dict.fromkeys(API_KEYS, API), "step_not_no_grad": EVERY_FACET},
+    "RMSprop": {**loses(update_rule=("eps_inside_sqrt", "alpha_swapped", "bias_corrected"),
+                        centered=("centered_missing_square", "centered_ignored"),
+                        momentum=("lr_in_momentum_buffer", "momentum_dampened"),
+                        weight_decay_and_maximize=("decoupled_instead_of_l2",
+                                                   "maximize_ignored")),
+                "extra_state_keys": STATE, **dict.fromkeys(API_KEYS, API),
+                "step_not_no_grad": EVERY_FACET},
+    "Adam": {**loses(update_rule=ADAM_UPDATE, weight_decay=ADAM_DECAY, maximize=("maximize_ignored",),
+                     AMSGrad=("amsgrad_max_of_corrected", "amsgrad_ignored")),
+             **dict.fromkeys(API_KEYS, API), "step_not_no_grad": EVERY_FACET},
+    "AdamW": {**loses(update_rule=ADAM_UPDATE + ADAM_DECAY,
+                      AMSGrad_and_maximize=("amsgrad_max_of_corrected", "amsgrad_ignored",
+                                            "maximize_ignored")),
+              **dict.fromkeys(API_KEYS, API), "step_not_no_grad": EVERY_FACET},
+}
