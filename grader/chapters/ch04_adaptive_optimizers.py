@@ -1,7 +1,7 @@
 """Checks for Chapter 4, adaptive optimizers: ``Adagrad``, ``RMSprop``, ``Adam`` and ``AdamW``.
 
 The learner writes each optimizer as a subclass of ``torch.optim.Optimizer`` with PyTorch 2.13's
-name, arguments, defaults and validation errors (class and message), and its state under
+name, arguments, defaults and validation errors (their class), and its state under
 PyTorch's keys, so that a ``state_dict`` loads into ``torch.optim``'s class and back. A check runs
 the answer and PyTorch on the same deterministic objective, whose gradient changes at every step
 (a quadratic plus a sine that moves with the step number, scaled by a factor that shrinks over
@@ -19,7 +19,14 @@ float64 (``rtol=1e-9, atol=1e-12``; float32 cases ``rtol=2e-4, atol=1e-6``):
   into ``torch.optim``'s class: the tests check that directly, since PyTorch's optimizer cannot
   step inside the sandbox while its functions are wired to raise); and PyTorch's own
   ``state_dict`` loaded into the answer;
-- each invalid argument's ``ValueError``.
+- each invalid argument's ``ValueError`` (its class; PyTorch's message is shown as a hint).
+
+Partial credit: each exercise's points split into facets (the update rule, its option
+families, the API contract, the state and state_dict), and each case compares only the outputs
+its facet is about (:func:`output_kind`). What PyTorch itself accepts costs nothing: a ``step``
+counted in an int (:func:`step_value`), state created eagerly or lazily (:func:`stepped`), the
+float32-step bias corrections of PyTorch's capturable path (``FLOAT32_STEP_RTOL``). ``AdamW`` is
+checked on :class:`ReferenceAdam` in place of the learner's ``Adam``.
 
 :class:`OptimizerExercise` and :func:`train` know nothing about adaptive methods: with Chapter 3's
 helpers they could serve any ``torch.optim`` re-implementation. The mistakes tables are made of
