@@ -205,9 +205,12 @@ class Session:
                 reply = worker.request(message, self.options.timeout)
             except WorkerTimeout:
                 self.cell_time += time.monotonic() - start
-                self.outcomes[i] = StepOutcome("timeout", detail=(
-                    f"{step.label} did not finish within {self.options.timeout:g} s and was "
-                    f"stopped"))
+                detail = (f"{step.label} did not finish within {self.options.timeout:g} s and was "
+                          f"stopped")
+                if worker.near_memory_limit():
+                    detail += (f"; it had run out of memory (the limit is "
+                               f"{self.options.limits.memory / 2**30:g} GiB)")
+                self.outcomes[i] = StepOutcome("timeout", detail=detail)
                 return False
             except (WorkerDied, WorkerProtocolError) as exc:
                 self.outcomes[i] = StepOutcome("crashed", detail=f"{step.label}: {exc}")
@@ -229,12 +232,14 @@ class Session:
         try:
             return self.worker.request(message, self.options.timeout)
         except WorkerTimeout:
+            oom = self.worker.near_memory_limit()
             self._drop()
-            return {"timeout": True}
+            return {"timeout": True, "oom": oom}
         except WorkerDied as exc:
             output = self.worker.raw_output() if self.worker else ""
+            oom = self.worker.near_memory_limit() or "MemoryError" in output
             self._drop()
-            return {"died": str(exc), "raw": output}
+            return {"died": str(exc), "raw": output, "oom": oom}
         except WorkerProtocolError as exc:
             self._drop()
             return {"garbled": str(exc)}
@@ -439,6 +444,11 @@ class Grading:
         fail = lambda status, message: cell_result(gid, points, status, message)  # noqa: E731
         ex = self.chapter.exercises[name]
         limit = self.options.timeout
+        memory = self.options.limits.memory / 2**30
+        if reply.get("oom") or "MemoryError" in str(reply.get("fatal", "")):
+            return fail("error", f"{name} ran out of memory while it was checked: your code "
+                                 f"reached the {memory:g} GiB limit (a tensor far too large, or "
+                                 f"memory kept growing from step to step or call to call)")
         if "timeout" in reply:
             return fail("timeout", f"checking {name} took longer than {limit:g} s and was "
                                    f"stopped (an infinite loop, or a very slow answer?)")

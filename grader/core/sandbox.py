@@ -588,6 +588,32 @@ class Worker:
         except subprocess.TimeoutExpired:
             return None
 
+    def peak_memory(self) -> int:
+        """The largest address space (bytes) any live process of this worker reached so far.
+
+        Read before a kill, it tells a memory bomb that ran into ``RLIMIT_AS`` somewhere the
+        answer cannot report it (in a C extension, in a child process, in the worker's own
+        plumbing) from a plain infinite loop. 0 when unknown.
+        """
+        pids = uid_processes(self.uid) if self.uid is not None else []
+        if not pids and self.proc is not None:
+            pids = [self.proc.pid]
+        peak = 0
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/status", "rb") as f:
+                    status = f.read().decode("ascii", "replace")
+            except OSError:
+                continue
+            for line in status.splitlines():
+                if line.startswith("VmPeak:"):
+                    peak = max(peak, int(line.split()[1]) * 1024)
+        return peak
+
+    def near_memory_limit(self) -> bool:
+        """Whether the worker came within 5 % of its memory limit."""
+        return self.peak_memory() >= 0.95 * self.limits.memory
+
     # -- stop -------------------------------------------------------------------------------------
     def kill(self) -> None:
         """SIGKILL the worker and every process it started."""

@@ -165,6 +165,8 @@ class Worker:
         self.shell: Any = None
         self.stdout, self.stderr = sys.stdout, sys.stderr
         self.confined = False
+        # Room to report "out of memory" when an answer holds all the memory there is.
+        self.reserve: bytearray | None = bytearray(8 * 2**20)
 
     # -- transport --------------------------------------------------------------------------------
     def receive(self) -> Any:
@@ -189,6 +191,9 @@ class Worker:
             message = self.receive()
             try:
                 reply = handlers[message["cmd"]](message)
+            except MemoryError:  # the answer holds the memory: free the reserve to say so
+                self.reserve = None
+                reply = {"fatal": "MemoryError: the worker ran out of memory"}
             except BaseException as exc:  # the worker's own failure: report it, keep serving
                 reply = {"fatal": f"{_type(exc).__name__}: {exc}"[:ERROR_LIMIT]}
             if _getpid() != self.pid:  # a fork of the learner's came back here: not ours
