@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -101,8 +100,7 @@ def filled_submission(source: Path) -> nbformat.NotebookNode:
 def checks_passed(check: Any, name: str, impl: Any, **kwargs: Any) -> int:
     """Run a chapter's ``check`` silently; return how many cases were checked when every facet
     was earned, else 0 (the report is kept in ``checks_passed.report``)."""
-    module = sys.modules[check.__module__]
-    ex = module.EXERCISES[name]
+    ex = check.exercises[name]
     result, report = check_exercise(ex, impl, **kwargs)
     checks_passed.report = report  # type: ignore[attr-defined]
     if not result.passed:

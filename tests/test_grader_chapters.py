@@ -18,6 +18,7 @@ import pytest
 
 from grader.core.autograde import grade_batch
 from grader.core.course import Course
+from grader.kit.exercise import check_exercise
 from grader.core.sandbox import Limits
 from nbutils import NOTEBOOKS, SOLUTIONS
 from submissions import Chapter, own_cell_after_setup, write
@@ -78,7 +79,7 @@ def corpus_rounds(name: str) -> list[tuple[str | None, dict[str, tuple[str, str]
         return []
     by_exercise: dict[str, list[tuple[str, Any]]] = defaultdict(list)
     generated: dict[str, list[tuple[str, Any]]] = defaultdict(list)
-    for exercise, key, fn in module.CORPUS:
+    for exercise, key, fn, *_ in module.CORPUS:
         if hasattr(fn, "__corpus_source__"):
             # Entries built on the learner's own Adam would depend on the Adam cell's answer.
             if fn.__mro__[1].__name__ != "Adam":
@@ -104,7 +105,7 @@ def corpus_rounds(name: str) -> list[tuple[str | None, dict[str, tuple[str, str]
             answers = {ex: GENERATED_PRELUDE + fn.__corpus_source__ for ex, (_, fn) in picks.items()}
             module_text = None
         if picks:
-            rounds.append((module_text, {ex: (fn.__name__, key) for ex, (key, fn) in picks.items()},
+            rounds.append((module_text, {ex: (fn, key) for ex, (key, fn) in picks.items()},
                            answers))
     return rounds
 
@@ -176,10 +177,17 @@ def test_corpus_entries_are_caught_and_diagnosed_through_the_core(graded, name):
     cell_of = {g.exercise: g.grade_id for g in COURSE.chapter(name).graded if g.exercise}
     for res, picks in rounds:
         cells = {c["grade_id"]: c for c in res["cells"]}
-        for exercise, (fn, key) in picks.items():
+        for exercise, (impl, key) in picks.items():
+            fn = impl.__name__
             cell = cells[cell_of[exercise]]
-            assert cell["status"] in ("failed", "error") and cell["score"] == 0, \
+            assert cell["status"] in ("failed", "error") and cell["score"] < cell["max_score"], \
                 f"{exercise}/{key} ({fn}):\n{describe(res)}"
             mistake = next(m for m in exercises[exercise].mistakes if m.key == key)
             assert mistake.message in cell["message"], \
                 f"{exercise}/{key} ({fn}) not diagnosed:\n{cell['message']}"
+            # The sandboxed core and the notebook's check give the same partial score and lose
+            # the same facets, on the same seed.
+            result, _ = check_exercise(exercises[exercise], impl, hidden=True, seed=SEED)
+            assert cell["score"] == pytest.approx(result.score), (exercise, fn)
+            lost = {f["name"] for f in cell["facets"] if f["status"] == "lost"}
+            assert lost == {f.name for f in result.lost()}, (exercise, fn)

@@ -112,7 +112,12 @@ def test_solution_runs_top_to_bottom(source: Path, jupyter_env: dict[str, str], 
     assert graded, f"{source.name} has no autograded test cells"
     for cell in graded:
         text = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
-        assert "checks passed" in text, f"{nbgrader_meta(cell)['grade_id']} printed no verdict"
+        points = nbgrader_meta(cell)["points"]
+        assert f"{points:g} / {points:g} points" in text, \
+            f"{nbgrader_meta(cell)['grade_id']} printed no full-marks report:\n{text[-800:]}"
+        # The cell's value is the hidden check's score: nbgrader's partial credit, here full.
+        values = [o for o in cell.outputs if o.output_type == "execute_result"]
+        assert values and float(values[-1]["data"]["text/plain"]) == points
 
 
 @pytest.mark.parametrize("source", SOLUTIONS, ids=IDS)

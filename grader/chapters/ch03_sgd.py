@@ -66,7 +66,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import itertools
-import types
 from collections.abc import Callable
 from typing import Any
 
@@ -76,6 +75,7 @@ from torch.optim.sgd import sgd as _torch_functional_sgd
 
 from grader.kit.exercise import (ERROR_KEY, AnswerTypeError, Case, Exercise, Facet, Mistake,
                                  Outputs, Verdict, compare_outputs, make_check, tensor, to_plain)
+from grader.kit.depends import rebind
 from grader.kit.optim import (build_params, coefficients, diagnose, group_value, judge,
                               memo_capture, param_spec, plain_state_dict, take_step,
                               tensor_state_dict, tolerance)
@@ -503,7 +503,7 @@ class SGDExercise(Exercise):
         return {"sgd_step": flawed_sgd_step()}  # the model with no bug: tensor primitives only
 
     def prepare(self, impl: Any) -> Any:
-        return rebind_class(impl, self.substitutes())
+        return rebind(impl, self.substitutes())
 
     def torch_reference(self) -> Callable[..., Any]:
         return torch.optim.SGD
@@ -990,136 +990,6 @@ def _sgd_class_table() -> tuple[Mistake, ...]:
     order = sorted(SGD_CLASS_MISTAKES, key=lambda m: m[0] != "closure_without_enable_grad")
     return tuple(Mistake(key, message, SGDModel.with_bugs(key), facet=MISTAKE_FACETS.get(key))
                  for key, message in order)
-
-
-# ---------------------------------------------------------------------------------------------
-# SGD on a correct sgd_step: the learner's class rebuilt with the substitute in its methods'
-# globals.
-#
-# Kit change wanted: grader.kit.depends.rebind rebuilds a class only on a substituted *base class*
-# (AdamW(Adam)); a class whose methods call an earlier *function* by its global name (SGD.step
-# calling sgd_step), through decorators such as @torch.no_grad() (the method is then in the
-# decorator's closure) and zero-argument super(), is rebuilt here. This belongs in the kit.
-
-
-class _Rebinder:
-    """Rebuilds classes and functions of the learner's namespace on substitute globals."""
-
-    def __init__(self, substitutes: dict[str, Any]) -> None:
-        self.substitutes = substitutes
-        self.namespaces: dict[int, dict[str, Any]] = {}  # id(source globals) -> new globals
-        self.classes: dict[type, type] = {}
-        self.functions: dict[int, types.FunctionType] = {}
-
-    def functions_in(self, value: Any, seen: set[int]) -> Any:
-        """The functions a class attribute holds: its own, unwrapped, and in closures."""
-        if isinstance(value, staticmethod | classmethod):
-            yield from self.functions_in(value.__func__, seen)
-        elif isinstance(value, property):
-            for f in (value.fget, value.fset, value.fdel):
-                yield from self.functions_in(f, seen)
-        elif isinstance(value, types.FunctionType) and id(value) not in seen:
-            seen.add(id(value))
-            yield value
-            for cell in value.__closure__ or ():
-                with contextlib.suppress(ValueError):  # an empty cell
-                    yield from self.functions_in(cell.cell_contents, seen)
-
-    def uses(self, cls: type) -> bool:
-        seen: set[int] = set()
-        return any(name in f.__globals__ for v in vars(cls).values()
-                   for f in self.functions_in(v, seen) for name in self.substitutes)
-
-    def cls(self, cls: type) -> type:
-        if cls in self.classes:
-            return self.classes[cls]
-        if cls is object or cls.__module__.split(".")[0] in ("torch", "builtins"):
-            return cls
-        bases = tuple(self.cls(b) for b in cls.__bases__)
-        if bases == cls.__bases__ and not self.uses(cls):
-            self.classes[cls] = cls
-            return cls
-        namespace = {k: v for k, v in vars(cls).items() if k not in ("__dict__", "__weakref__")}
-        new = types.new_class(cls.__name__, bases, {"metaclass": type(cls)},
-                              lambda ns: ns.update(namespace))
-        new.__qualname__, new.__module__ = cls.__qualname__, cls.__module__
-        self.classes[cls] = new  # before the methods: their __class__ cells point at `new`
-        for key, value in namespace.items():
-            rebuilt = self.value(value)
-            if rebuilt is not value:
-                setattr(new, key, rebuilt)
-        for namespace_globals in self.namespaces.values():  # `SGD` named inside its methods
-            if namespace_globals.get(cls.__name__) is cls:
-                namespace_globals[cls.__name__] = new
-        return new
-
-    def value(self, value: Any) -> Any:
-        if isinstance(value, staticmethod | classmethod):
-            inner = self.value(value.__func__)
-            return value if inner is value.__func__ else type(value)(inner)
-        if isinstance(value, property):
-            parts = [self.value(f) if f is not None else None
-                     for f in (value.fget, value.fset, value.fdel)]
-            if all(a is b for a, b in zip(parts, (value.fget, value.fset, value.fdel))):
-                return value
-            return property(*parts, value.__doc__)
-        if isinstance(value, types.FunctionType):
-            return self.function(value)
-        return value
-
-    def function(self, f: types.FunctionType) -> types.FunctionType:
-        if id(f) in self.functions:
-            return self.functions[id(f)]
-        self.functions[id(f)] = f  # a guard against cycles (recursive helpers)
-        uses = any(name in f.__globals__ for name in self.substitutes)
-        cells, changed = list(f.__closure__ or ()), uses
-        for i, cell in enumerate(cells):
-            try:
-                content = cell.cell_contents
-            except ValueError:
-                continue
-            if isinstance(content, type) and self.classes.get(content, content) is not content:
-                cells[i], changed = types.CellType(self.classes[content]), True
-            elif isinstance(content, types.FunctionType):
-                inner = self.function(content)
-                if inner is not content:
-                    cells[i], changed = types.CellType(inner), True
-        if not changed:
-            return f
-        globals_ = self.namespace(f.__globals__) if uses else f.__globals__
-        new = types.FunctionType(f.__code__, globals_, f.__name__, f.__defaults__,
-                                 tuple(cells) if f.__closure__ is not None else None)
-        new.__kwdefaults__ = dict(f.__kwdefaults__) if f.__kwdefaults__ else None
-        new.__qualname__, new.__doc__, new.__module__ = f.__qualname__, f.__doc__, f.__module__
-        new.__dict__.update(f.__dict__)
-        self.functions[id(f)] = new
-        for name, value in list(globals_.items()):
-            if value is f and uses:
-                globals_[name] = new
-        return new
-
-    def namespace(self, source: dict[str, Any]) -> dict[str, Any]:
-        """A copy of the learner's globals with the substitutes, and their helpers rebuilt on it."""
-        if id(source) in self.namespaces:
-            return self.namespaces[id(source)]
-        new = dict(source)
-        new.update(self.substitutes)
-        self.namespaces[id(source)] = new
-        for name, value in source.items():
-            if name not in self.substitutes and isinstance(value, types.FunctionType) \
-                    and value.__globals__ is source:
-                new[name] = self.function(value)
-        return new
-
-
-def rebind_class(impl: Any, substitutes: dict[str, Any]) -> Any:
-    """``impl`` rebuilt so that its methods (and the helpers they call) use ``substitutes``;
-    ``impl`` itself when nothing in it uses them."""
-    if not isinstance(impl, type):
-        from grader.kit.depends import rebind
-
-        return rebind(impl, substitutes)
-    return _Rebinder(substitutes).cls(impl)
 
 
 SgdStepExercise.mistakes = _sgd_step_table()

@@ -27,6 +27,7 @@ import ast
 import dataclasses
 import logging
 import os
+import re
 import secrets
 import threading
 import time
@@ -551,8 +552,11 @@ class Grading:
 
     def dependency_note(self, ex: Any, outcome: Any) -> str:
         """Name the earlier answers that fail, when this exercise is checked on correct ones."""
+        answer = self.plan.answers.get(ex.name)
+        source = answer.source if answer is not None else ""
         failing = [dep for dep in getattr(ex, "depends_on", ())
-                   if dep in self.statuses and self.statuses[dep] != "passed"]
+                   if dep in self.statuses and self.statuses[dep] != "passed"
+                   and re.search(rf"\b{re.escape(dep)}\b", source)]
         if not failing:
             return ""
         names = " and ".join(f"`{d}`" for d in failing)

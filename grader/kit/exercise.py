@@ -488,8 +488,9 @@ def check_exercise(ex: Exercise, impl: Any, *, hidden: bool = False, seed: int |
         except ForbiddenCallError as exc:
             result = scoring.ExerciseScore(ex.name, float(ex.points), [])
             return result, f"{ex.name}: 0 / {ex.points:g} points\n✗ {exc}"
+        # A stub raises NotImplementedError on every case, the cases where PyTorch raises too.
         stub = [str(g.get(ERROR_KEY, "")) == "NotImplementedError" for g in gots]
-        if cases and all(stub) and not any(ERROR_KEY in e for e in expected):
+        if cases and all(stub):
             raise NotImplementedError(f"{ex.name} is not implemented yet") from None
         result = scoring.score(ex, cases, gots, expected)
         note = ""
@@ -529,4 +530,5 @@ def make_check(exercises: Mapping[str, Exercise]) -> Callable[..., float]:
         print(report)
         return result.score
 
+    check.exercises = dict(exercises)  # type: ignore[attr-defined]
     return check
