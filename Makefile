@@ -3,6 +3,7 @@
 #   make lab [HOST=127.0.0.1] [PORT=8888]   set up .venv if missing, then open the course in JupyterLab
 #   make test                               set up .venv if missing, then run the whole test suite
 #   make notebooks                          regenerate notebooks/ (student versions) from solutions/
+#   make reset CHAPTER=03_sgd               restore one chapter's student notebook (yours is kept as a backup)
 #   make bench                              print notebook times, grading speed, widget redraw, optimizer state sizes
 
 PYTHON ?= python3
@@ -19,9 +20,14 @@ CHAPTERS := $(notdir $(wildcard solutions/[0-9][0-9]_*))
 # nbgrader shells out to alembic and jupyter: the venv's bin must come first on PATH.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup lab test notebooks bench clean
+# The course's JupyterLab settings (jupyterlab/overrides.json): Markdown opens rendered, no news popup.
+LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.d/lossopt-course.json
+# Listings hide build artifacts too (jupyter_server's defaults plus *.egg-info).
+HIDE_GLOBS := ['__pycache__', '*.pyc', '*.pyo', '.DS_Store', '*~', '*.egg-info']
 
-setup: $(STAMP)
+.PHONY: setup lab test notebooks reset bench clean
+
+setup: $(STAMP) $(LAB_OVERRIDES)
 
 # Re-run the install only when the pins change; a second `make lab` reuses the environment.
 $(STAMP): pyproject.toml constraints.txt
@@ -33,10 +39,16 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/jupyter server extension enable --sys-prefix nbgrader.server_extensions.formgrader
 	@touch $(STAMP)
 
-lab: $(STAMP)
+$(LAB_OVERRIDES): jupyterlab/overrides.json $(STAMP)
+	@mkdir -p $(dir $@)
+	cp $< $@
+
+# Opens README.md, rendered (Markdown Preview is the default viewer in jupyterlab/overrides.json).
+lab: $(STAMP) $(LAB_OVERRIDES)
 	@echo "Opening the course at http://$(HOST):$(PORT)/lab (the token is in the URL printed below)"
 	$(BIN)/jupyter lab --no-browser --ServerApp.ip=$(HOST) --ServerApp.port=$(PORT) \
-		--ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/README.md $(ALLOW_ROOT)
+		--ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/README.md \
+		--ContentsManager.hide_globs="$(HIDE_GLOBS)" $(ALLOW_ROOT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -49,6 +61,21 @@ notebooks: $(STAMP)
 		$(BIN)/nbgrader generate_assignment $$ch --force --log-level=WARN \
 			--CourseDirectory.db_url=sqlite:///$$tmp/gradebook.db || exit 1; \
 	done; rm -rf $$tmp
+
+# A fresh student version of one chapter, from solutions/ as `make notebooks` makes it; the
+# notebook it replaces is moved to backups/ first, never deleted.
+reset: $(STAMP)
+	@ch=$(notdir $(wildcard solutions/$(CHAPTER)*)); \
+	if [ -z "$(CHAPTER)" ] || [ $$(echo $$ch | wc -w) -ne 1 ]; then \
+		echo "usage: make reset CHAPTER=NN_topic (one of: $(CHAPTERS))"; exit 2; fi; \
+	mkdir -p backups; \
+	if [ -f notebooks/$$ch/$$ch.ipynb ]; then \
+		backup=backups/$$ch-$$(date +%Y%m%d-%H%M%S).ipynb; \
+		cp notebooks/$$ch/$$ch.ipynb $$backup && echo "your notebook is saved as $$backup"; fi; \
+	tmp=$$(mktemp -d); \
+	$(BIN)/nbgrader generate_assignment $$ch --force --log-level=WARN \
+		--CourseDirectory.db_url=sqlite:///$$tmp/gradebook.db || exit 1; \
+	rm -rf $$tmp; echo "notebooks/$$ch/$$ch.ipynb is the fresh student version"
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_notebooks.py

@@ -105,7 +105,7 @@ def plot_loss_curves(
                 epochs = np.arange(1, values.size + 1)
                 ax.plot(epochs, values, marker="o" if values.size <= 30 else None,
                         markersize=3, label="train" if split == "train" else "validation")
-        ax.set(xlabel="epoch", ylabel=ylabel)
+        ax.set(xlabel="epoch", ylabel=ylabel, title=f"{ylabel} per epoch")
         if key == "loss" and log_scale:
             ax.set_yscale("log")
         ax.grid(alpha=GRID_ALPHA)
@@ -436,6 +436,31 @@ def _contour_levels(Z: np.ndarray, levels: int, log_levels: bool) -> np.ndarray 
     return low + np.geomspace((high - low) * 1e-3, high - low, levels)
 
 
+def clip_path(path: Any, xlim: tuple[float, float], ylim: tuple[float, float],
+              margin: float = 0.0) -> np.ndarray:
+    """A path up to and including its first point outside a window (widened by ``margin``).
+
+    Args:
+        path: The points visited, array-like ``(T, 2)``.
+        xlim: Range of the first coordinate of the window.
+        ylim: Range of the second coordinate of the window.
+        margin: How far outside the window a point may be before it counts as outside, as a
+            fraction of the window's width and height (default: 0).
+
+    Returns:
+        The first points of ``path``, ``(T', 2)`` with ``T' <= T``: all of them when the path
+        stays inside, else up to the first point outside (so a drawn line leaves the window).
+    """
+    points = to_numpy(path).reshape(-1, 2)
+    (x0, x1), (y0, y1) = xlim, ylim
+    w, h = (x1 - x0) * margin, (y1 - y0) * margin
+    outside = ~((points[:, 0] >= x0 - w) & (points[:, 0] <= x1 + w)
+                & (points[:, 1] >= y0 - h) & (points[:, 1] <= y1 + h))
+    if not outside.any():
+        return points
+    return points[: int(np.argmax(outside)) + 1]
+
+
 def plot_trajectories(
     fn: Callable[[Tensor], Tensor] | None,
     trajectories: Mapping[str, Any],
@@ -473,10 +498,13 @@ def plot_trajectories(
 
     Returns:
         The figure: contour lines, one line per trajectory with its start (circle) and end
-        (square) marked, stars at the minima, and a legend.
+        (square) marked, stars at the minima, and a legend. A trajectory that leaves the window
+        is drawn up to its first point outside (see :func:`clip_path`), without an end marker,
+        and its legend entry gives the step where it left.
     """
     if grid is None and fn is None:
         raise ValueError("plot_trajectories needs fn or a precomputed grid=(X, Y, Z)")
+    trajectories = {name: to_numpy(points).reshape(-1, 2) for name, points in trajectories.items()}
     X, Y, Z = grid if grid is not None else landscape_grid(fn, xlim, ylim, resolution)
     fig, ax = _axes(ax, figsize=(6.0, 5.0))
     if isinstance(levels, int):
@@ -484,15 +512,20 @@ def plot_trajectories(
     ax.contour(X, Y, Z, levels=levels, cmap="viridis", linewidths=0.8, alpha=0.8)
 
     for name, points in trajectories.items():
-        points = to_numpy(points).reshape(-1, 2)
-        (line,) = ax.plot(points[:, 0], points[:, 1], marker="o", markersize=2.5,
+        # A diverging path would sweep the whole window with long segments and hide the others:
+        # draw it only up to the step where it leaves the window, and say so in the legend.
+        shown = clip_path(points, xlim, ylim)
+        if len(shown) < len(points):
+            name = f"{name} (leaves the plot at step {len(shown) - 1})"
+        (line,) = ax.plot(shown[:, 0], shown[:, 1], marker="o", markersize=2.5,
                           linewidth=1.5, label=name)
         color = line.get_color()
         # Explicit colours keep the colour cycle for the paths only, so a trajectory has the
         # same colour here as in plot_loss_vs_step beside it.
         ax.plot(*points[0], marker="o", markersize=8, markerfacecolor="none", color=color,
                 markeredgecolor=color, markeredgewidth=1.5, linestyle="none")
-        ax.plot(*points[-1], marker="s", markersize=7, color=color, linestyle="none")
+        if len(shown) == len(points):
+            ax.plot(*points[-1], marker="s", markersize=7, color=color, linestyle="none")
     handles, _ = ax.get_legend_handles_labels()
     for point in minima:
         ax.plot(point[0], point[1], marker="*", markersize=15, color="gold",

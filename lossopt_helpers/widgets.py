@@ -43,7 +43,7 @@ from matplotlib.patches import Rectangle
 from PIL import Image
 
 from lossopt_helpers.landscapes import LANDSCAPES, Landscape, run_optimizer
-from lossopt_helpers.plots import landscape_grid
+from lossopt_helpers.plots import clip_path, landscape_grid
 
 __all__ = ["DEFAULT_OPTIMIZERS", "Explorer", "explore"]
 
@@ -363,13 +363,7 @@ def _clip_far(path: np.ndarray, land: Landscape) -> np.ndarray:
 
     Beyond that it is invisible, and huge coordinates only slow the rasteriser down.
     """
-    (x0, x1), (y0, y1) = land.xlim, land.ylim
-    w, h = (x1 - x0) * FAR, (y1 - y0) * FAR
-    far = ((path[:, 0] < x0 - w) | (path[:, 0] > x1 + w)
-           | (path[:, 1] < y0 - h) | (path[:, 1] > y1 + h))
-    if not far.any():
-        return path
-    return path[: int(np.argmax(far)) + 1]
+    return clip_path(path, land.xlim, land.ylim, margin=FAR)
 
 
 def _legend_line(name: str, index: int, text: str) -> str:

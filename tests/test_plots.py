@@ -307,3 +307,23 @@ def test_to_numpy_detaches_and_keeps_integers():
     assert plots.to_numpy(t).tolist() == [2.0, 2.0, 2.0]
     assert plots.to_numpy(torch.tensor([1, 2])).dtype.kind == "i"
     assert plots.to_numpy([torch.tensor([1.0, 2.0]), torch.tensor([3.0, 4.0])]).shape == (2, 2)
+
+
+def test_clip_path_stops_at_the_first_point_outside_the_window():
+    path = np.array([[0.0, 0.0], [0.5, -0.5], [0.0, 2.0], [0.0, -4.0], [0.0, 0.1]])  # (T, 2)
+    shown = plots.clip_path(path, (-1, 1), (-1, 1))
+    np.testing.assert_array_equal(shown, path[:3])  # up to and including the first exit
+    np.testing.assert_array_equal(plots.clip_path(path, (-1, 1), (-1, 1), margin=1.0), path[:4])
+    np.testing.assert_array_equal(plots.clip_path(path[:2], (-1, 1), (-1, 1)), path[:2])
+
+
+def test_trajectories_leaving_the_window_are_cut_and_say_so():
+    paths = {"diverges": [[0.5, 0.5], [-0.8, -0.8], [3.0, 3.0], [-9.0, -9.0]],
+             "converges": [[0.5, 0.5], [0.1, 0.1], [0.0, 0.0]]}
+    fig = plots.plot_trajectories(lambda w: (w**2).sum(-1), paths, (-1, 1), (-1, 1), resolution=20)
+    ax = fig.axes[0]
+    labels = ax.get_legend_handles_labels()[1]
+    assert "diverges (leaves the plot at step 2)" in labels and "converges" in labels
+    (line,) = [l for l in ax.get_lines() if l.get_label().startswith("diverges")]
+    assert len(line.get_xdata()) == 3  # the far point at step 3 is not drawn
+    plt.close(fig)
