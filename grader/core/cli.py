@@ -16,11 +16,12 @@ import json
 import logging
 import sys
 import textwrap
+import threading
 from pathlib import Path
 from typing import Any
 
 from grader.core.course import ROOT, Course
-from grader.core.sandbox import Limits, sandbox_mode
+from grader.core.sandbox import Limits, Pool, sandbox_mode
 
 log = logging.getLogger("grader")
 
@@ -90,15 +91,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"python -m grader: error: unknown assignment {args.assignment!r} "
               f"(chapters: {', '.join(course.names()) or 'none'})", file=sys.stderr)
         return 2
-    # Imported here: torch loads with it, and a usage error should not wait for torch.
-    from grader.core.autograde import GRADER_ERROR, available_cores, grade_batch
-
     validate = args.command == "validate"
     limits = Limits(timeout=args.timeout, memory=int(args.memory * 2**30))
     mode = sandbox_mode()
     if mode != "bwrap":
         log.warning("bubblewrap is not available: grading in the fallback sandbox "
                     "(see grader/README.md for what it does not protect)")
+    # Start the sandbox (the zygote, or a spare worker) before this process imports torch and
+    # computes the references: both import torch, side by side.
+    pool = Pool(mode, course.extra_paths)
+    warming = threading.Thread(target=warm_quietly, args=(pool, limits), daemon=True)
+    warming.start()
+    # Imported here: torch loads with it, and a usage error should not wait for torch.
+    from grader.core.autograde import GRADER_ERROR, available_cores, grade_batch
     jobs = 1 if validate else (args.jobs or available_cores())
     log.info("grading %d notebook(s), %d at a time", len(args.notebooks),
              min(jobs, len(args.notebooks)))
@@ -107,9 +112,13 @@ def main(argv: list[str] | None = None) -> int:
         log.info("[%d/%d] %s: %s, %g/%g", done, total, res["notebook"], res["status"],
                  res["score"], res["max_score"])
 
-    results = grade_batch(args.notebooks, course=course, seed=getattr(args, "seed", None),
-                          hidden=not validate, limits=limits, jobs=jobs,
-                          assignment=args.assignment, mode=mode, progress=progress)
+    try:
+        results = grade_batch(args.notebooks, course=course, seed=getattr(args, "seed", None),
+                              hidden=not validate, limits=limits, jobs=jobs,
+                              assignment=args.assignment, mode=mode, pool=pool,
+                              progress=progress)
+    finally:
+        pool.close()
     failures = [r for r in results if r.pop(GRADER_ERROR, None)]
     for r in failures:
         log.error("the grader failed on %s: its result is incomplete", r["notebook"])
@@ -125,6 +134,15 @@ def main(argv: list[str] | None = None) -> int:
                                                  for c in r["cells"]) for r in results)
         return 0 if ok else 1
     return 0
+
+
+def warm_quietly(pool: Pool, limits: Limits) -> None:
+    """Warm ``pool`` up (see :meth:`Pool.warm`); a failure here is met again, and reported, by
+    the grading that needs the worker."""
+    try:
+        pool.warm(limits)
+    except Exception as exc:
+        log.debug("warming the sandbox up failed: %s", exc)
 
 
 def report(res: dict[str, Any], validate: bool = False) -> str:

@@ -386,6 +386,72 @@ class Pool:
         self.extra_paths = [Path(p).resolve() for p in (extra_paths or [])]
         self.zygote: Zygote | None = None
         self.lock = threading.Lock()
+        # Spare workers (see warm()): one started ahead of time per Limits, and the long-lived
+        # thread that starts them (bubblewrap's --die-with-parent follows the starting thread).
+        self.spares: dict[Limits, Worker] = {}
+        self.warmed: set[Limits] = set()
+        self.spare_requests: queue.Queue[Limits | None] | None = None
+        self.closed = False
+
+    def warm(self, limits: Limits) -> None:
+        """Get ready to hand out a worker for ``limits`` at once.
+
+        With a zygote (as root), start it (it imports torch and the rest once). Otherwise start one
+        sandboxed worker ahead of time, which imports the heavy modules as soon as it starts
+        (:func:`grader.core.worker.preload`); the next :class:`Worker` asked for with the same
+        limits is that one, and a new spare is started after each take.
+        """
+        if self.get_zygote() is not None:
+            return
+        with self.lock:
+            if self.closed or limits in self.warmed:
+                return
+            self.warmed.add(limits)
+        self._request_spare(limits)
+
+    def _request_spare(self, limits: Limits) -> None:
+        with self.lock:
+            if self.closed:
+                return
+            if self.spare_requests is None:
+                self.spare_requests = queue.Queue()
+                threading.Thread(target=self._make_spares, args=(self.spare_requests,),
+                                 name="lossopt-spare-workers", daemon=True).start()
+            self.spare_requests.put(limits)
+
+    def _make_spares(self, requests: queue.Queue[Limits | None]) -> None:
+        while True:
+            limits = requests.get()
+            if limits is None:
+                return
+            with self.lock:
+                if self.closed or limits in self.spares:
+                    continue
+            try:
+                spare = Worker(limits, self, spare=True)
+            except Exception:  # no spare: the next request starts its worker itself
+                continue
+            with self.lock:
+                if self.closed or limits in self.spares:
+                    keep = False
+                else:
+                    self.spares[limits] = spare
+                    keep = True
+            if not keep:
+                spare.close()
+
+    def take_spare(self, limits: Limits) -> Worker | None:
+        """The spare worker started for ``limits`` if it is still alive (then a new spare is
+        started), else None."""
+        with self.lock:
+            spare = self.spares.pop(limits, None)
+            wanted = limits in self.warmed and not self.closed
+        if wanted:
+            self._request_spare(limits)
+        if spare is not None and (spare.proc is None or spare.proc.poll() is not None):
+            spare.close()
+            return None
+        return spare
 
     def get_zygote(self) -> Zygote | None:
         """The batch's zygote: as root only (each worker needs its own uid), unless
@@ -401,9 +467,15 @@ class Pool:
 
     def close(self) -> None:
         with self.lock:
+            self.closed = True
+            spares, self.spares = list(self.spares.values()), {}
+            if self.spare_requests is not None:
+                self.spare_requests.put(None)
             if self.zygote is not None:
                 self.zygote.close()
                 self.zygote = None
+        for spare in spares:
+            spare.close()
 
 
 _shared: dict[tuple[str, tuple[str, ...]], Pool] = {}
@@ -429,7 +501,18 @@ _live_lock = threading.Lock()
 class Worker:
     """One worker process (forked by a zygote, or standalone) and its pipes."""
 
-    def __init__(self, limits: Limits, pool: Pool) -> None:
+    def __new__(cls, limits: Limits, pool: Pool, *, spare: bool = False) -> Worker:
+        # A worker asked for with limits the pool was warmed for is its spare, already started.
+        if not spare:
+            taken = pool.take_spare(limits)
+            if taken is not None:
+                return taken
+        return super().__new__(cls)
+
+    def __init__(self, limits: Limits, pool: Pool, *, spare: bool = False) -> None:
+        if getattr(self, "started", False):  # a spare handed out by __new__
+            return
+        self.started = True
         self.limits, self.pool = limits, pool
         self.replies: queue.Queue[Any] = queue.Queue()
         self.output_head = bytearray()

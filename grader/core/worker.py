@@ -622,6 +622,9 @@ def main(argv: list[str]) -> None:
     if argv[1] == "--zygote":
         zygote_main(int(argv[2]))
         return
+    # Import the heavy modules now, before the first command: a worker started ahead of time
+    # (a spare, see grader.core.sandbox.Pool.warm) is then ready when the core needs it.
+    preload()
     Worker(int(argv[1]), int(argv[2])).serve()
 
 
