@@ -44,6 +44,9 @@ CHROMIUM_ARGS = (
     "--disable-dev-shm-usage",
 )
 TRUE_WORDS = {"1", "true", "yes", "on"}
+# Server extensions switched on (off) over the venv's configuration.
+EXTENSIONS = {"nbgrader.server_extensions.validate_assignment": False,
+              "grader.core.jupyter_validate": True}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -178,6 +181,10 @@ class JupyterLab:
         env.pop("MPLBACKEND", None)
         env.pop("JUPYTER_PATH", None)
         env.pop("JUPYTER_CONFIG_PATH", None)
+        # Validate is answered by the grading core, not by nbgrader's handler (as `make setup`
+        # configures the venv); the user config wins over the venv's, whatever it says.
+        server_config = Path(env["JUPYTER_CONFIG_DIR"]) / "jupyter_server_config.json"
+        server_config.write_text(json.dumps({"ServerApp": {"jpserver_extensions": EXTENSIONS}}))
         settings = Path(env["JUPYTER_CONFIG_DIR"]) / "lab" / "user-settings" / "@jupyterlab"
         user_settings = {
             # Every cell stays attached to the page, so outputs far down a notebook can be read.
