@@ -8,6 +8,7 @@ a path outside the root (403), and the same verdict as ``python -m grader valida
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import subprocess
@@ -26,7 +27,7 @@ from browser_support import JupyterLab, copy_course
 from nbutils import ROOT, filled_submission
 from test_browser import EXERCISE, MISTAKE, WRONG_ANSWER, diagnosis, grade_ids
 
-from grader.core.jupyter_validate import answer, headline
+from grader.core.jupyter_validate import WRAP, answer, headline
 
 CHAPTER = "01_classification_losses"
 LEARNER = f"learner/{CHAPTER}/{CHAPTER}.ipynb"
@@ -98,8 +99,12 @@ def test_a_wrong_answer_shows_its_diagnosis_first(server: JupyterLab):
         entry["source"]
     assert entry["source"].endswith(expected), entry["source"]
     # The full report follows, escaped for innerHTML, with the diagnosis on its first lines.
-    assert entry["error"].startswith(f"{EXERCISE}: "), entry["error"][:300]
-    assert "<" not in entry["error"] and expected.replace(">", "&gt;") in entry["error"]
+    prefix, end = WRAP.split("{}")
+    assert entry["error"].startswith(prefix) and entry["error"].endswith(end)
+    report = entry["error"][len(prefix):-len(end)]
+    assert report.startswith(f"{EXERCISE}: "), report[:300]
+    assert "<" not in report and html.escape(expected) in report
+    assert html.unescape(report) == entry["raw_error"]
     assert entry["raw_error"].splitlines()[0] == entry["source"].split(" — ")[0]
 
     # The same verdict as the command line.

@@ -11,7 +11,8 @@ nbgrader's, so the nbgrader labextension's Validate button works unchanged:
   The answer is ``{"success": true, "value": {}}`` when every autograded exercise passed, else
   ``{"success": true, "value": {"failed": [...]}}`` with one entry per exercise that lost points,
   in the template's order: ``source`` is a one-line headline (``name: 2 / 3 points -- Likely
-  mistake: ...``, shown first, in a ``<pre>``), ``error`` the whole report, HTML-escaped.
+  mistake: ...``, shown first, in a ``<pre>``), ``error`` the whole report, HTML-escaped
+  (in a block whose long lines wrap).
   An invalid notebook or a failure of the grader itself: ``{"success": false, "value": "<why>"}``.
 - ``GET /nbgrader_version``: nbgrader's own handler (the labextension checks it).
 
@@ -47,6 +48,8 @@ from tornado.ioloop import IOLoop
 log = logging.getLogger("grader")
 
 HEADLINE = re.compile(r"^\S+: [\d.]+ / [\d.]+ points$")
+# The report goes into a <pre> as HTML: long lines wrap instead of hiding the diagnosis's end.
+WRAP = '<span style="display: block; white-space: pre-wrap; overflow-wrap: anywhere;">{}</span>'
 
 
 class Validation:
@@ -116,7 +119,7 @@ def answer(res: dict[str, Any], grader_error: str | None = None) -> dict[str, An
                                            f"please tell your instructor): {grader_error}"}
     if res["status"] == "invalid":
         return {"success": False, "value": f"This notebook cannot be validated: {res['message']}"}
-    failed = [{"source": headline(cell), "error": html.escape(report(cell, res)),
+    failed = [{"source": headline(cell), "error": WRAP.format(html.escape(report(cell, res))),
                "raw_error": cell["message"]}
               for cell in res["cells"] if cell["status"] not in ("passed", "manual")]
     return {"success": True, "value": {"failed": failed} if failed else {}}
