@@ -4,7 +4,7 @@
 #   make test                               set up .venv if missing, then run the whole test suite
 #   make notebooks                          regenerate notebooks/ (student versions) from solutions/
 #   make reset CHAPTER=03_sgd               restore one chapter's student notebook (yours is kept as a backup)
-#   make bench                              print notebook times, grading speed, widget redraw, optimizer state sizes
+#   make bench                              print notebook times, grading speed, Validate times, widget redraw, optimizer state sizes
 
 PYTHON ?= python3
 VENV   := .venv
@@ -35,7 +35,13 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test]"
 	$(BIN)/jupyter labextension enable @jupyter/nbgrader
-	$(BIN)/jupyter server extension enable --sys-prefix nbgrader.server_extensions.validate_assignment
+	$(BIN)/jupyter server extension disable --sys-prefix nbgrader.server_extensions.validate_assignment
+	@# Validate is answered by the grading core (grader/README.md). `enable` only toggles an
+	@# extension that has a config file, so the file is written first.
+	@mkdir -p $(VENV)/etc/jupyter/jupyter_server_config.d
+	@echo '{"ServerApp": {"jpserver_extensions": {"grader.core.jupyter_validate": true}}}' \
+		> $(VENV)/etc/jupyter/jupyter_server_config.d/grader.core.jupyter_validate.json
+	$(BIN)/jupyter server extension enable --sys-prefix grader.core.jupyter_validate
 	$(BIN)/jupyter server extension enable --sys-prefix nbgrader.server_extensions.formgrader
 	@touch $(STAMP)
 
@@ -80,6 +86,7 @@ reset: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_notebooks.py
 	$(BIN)/python benchmarks/grading.py
+	$(BIN)/python benchmarks/validate.py
 	$(BIN)/python benchmarks/widget_redraw.py
 	$(BIN)/python benchmarks/optimizer_state.py
 
