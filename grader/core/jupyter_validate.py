@@ -80,7 +80,7 @@ class Validation:
     def warm(self) -> None:
         """Import the core and torch, compute the public references, warm the sandbox."""
         try:
-            import torch  # noqa: F401
+            import torch
 
             from grader.core.sandbox import Limits
 

@@ -35,6 +35,7 @@ import fcntl
 import functools
 import importlib.util
 import json
+import logging
 import os
 import queue
 import select
@@ -429,7 +430,8 @@ class Pool:
                     continue
             try:
                 spare = Worker(limits, self, spare=True)
-            except Exception:  # no spare: the next request starts its worker itself
+            except Exception as exc:  # no spare: the next request starts its worker itself
+                logging.getLogger("grader").warning("could not start a spare worker: %s", exc)
                 continue
             with self.lock:
                 if self.closed or limits in self.spares:
