@@ -22,6 +22,7 @@ The rebuilt answer is what the checks call, in the notebook and in the grading c
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import types
 from typing import Any
@@ -71,8 +72,9 @@ class Rebinder:
     def cls(self, cls: type, top: bool = True) -> type:
         if cls in self.classes:
             return self.classes[cls]
-        if cls is object or cls.__module__.split(".")[0] in ("torch", "builtins", "grader"):
-            return cls
+        if cls.__module__.split(".")[0] in ("torch", "grader") or \
+                getattr(builtins, cls.__name__, None) is cls:
+            return cls  # PyTorch's, the grader's and Python's own classes are never rebuilt
         substitute = self.substitutes.get(cls.__name__)
         if not top and isinstance(substitute, type):  # the learner's Adam under their AdamW
             self.classes[cls] = substitute
