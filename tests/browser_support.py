@@ -376,7 +376,15 @@ def restart_and_run_all(page: Any, timeout: float) -> None:
 
 def run_from(page: Any, index: int, timeout: float) -> None:
     """Select cell ``index`` and choose Run > Run Selected Cell and All Below."""
-    page.locator(CELLS).nth(index).locator(".jp-InputPrompt").click()
+    cell = page.locator(CELLS).nth(index)
+    for _ in range(5):  # a click on a cell far down can land before it has scrolled into place
+        cell.scroll_into_view_if_needed()
+        cell.locator(".jp-InputPrompt").click()
+        if "jp-mod-active" in (cell.get_attribute("class") or ""):
+            break
+        page.wait_for_timeout(300)
+    else:
+        raise AssertionError(f"could not select cell {index}")
     run_cells(page, lambda: menu(page, "Run", "Run Selected Cell and All Below"), timeout)
 
 

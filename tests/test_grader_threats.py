@@ -135,7 +135,11 @@ def test_results_follow_the_schema(graded):
         assert res["assignment"] == "99_fixture"
         assert res["score"] == sum(c["score"] for c in res["cells"])
         for cell in res["cells"]:
-            assert set(cell) == {"grade_id", "score", "max_score", "status", "message"}
+            keys = {"grade_id", "score", "max_score", "status", "message"}
+            assert set(cell) in (keys, keys | {"facets"}), cell  # facets: a checked exercise
+            for facet in cell.get("facets", []):
+                assert {"name", "points", "score", "status"} <= set(facet)
+                assert 0 <= facet["score"] <= facet["points"]
             assert cell["message"], describe(res)
         if res["status"] == "invalid":
             assert res["score"] == 0 and res["message"]
