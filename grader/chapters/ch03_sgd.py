@@ -76,7 +76,7 @@ from torch.optim.sgd import sgd as _torch_functional_sgd
 from grader.kit.exercise import (ERROR_KEY, AnswerTypeError, Case, Exercise, Facet, Mistake,
                                  Outputs, Verdict, compare_outputs, make_check, tensor, to_plain)
 from grader.kit.depends import rebind
-from grader.kit.optim import (build_params, coefficients, diagnose, group_value, judge,
+from grader.kit.optim import (activity, build_params, coefficients, diagnose, group_value, judge,
                               memo_capture, param_spec, plain_state_dict, take_step,
                               tensor_state_dict, tolerance)
 
@@ -87,7 +87,8 @@ HYPER = ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize")
 POSITIONAL = ("lr", "momentum", "dampening", "weight_decay", "nesterov")  # maximize: keyword-only
 
 # Facet names, as the exercise text states them.
-UPDATE, MOMENTUM, DECAY, MAXIMIZE = "update rule", "momentum and Nesterov", "weight decay", "maximize"
+UPDATE, MOMENTUM = "update rule", "momentum and Nesterov"
+DECAY, MAXIMIZE = "weight decay", "maximize"
 CONTRACT, STATE = "API contract", "state_dict compatibility"
 
 # What the learner re-implements, under every name it can be reached by. Classes are caught as
@@ -443,8 +444,9 @@ HINTS = (
                       "PyTorch name and read it from the group in step()"),
     ("p.grad still set", "step() cleared the gradients (p.grad = None or zero_grad()): that is "
                          "the training loop's job, before the next backward"),
-    ("p.grad values left untouched", "step() changed p.grad in place (grad.add_(...), grad.neg_(), or a "
-                              "buffer that is p.grad itself); PyTorch leaves .grad as it is"),
+    ("p.grad values left untouched", "step() changed p.grad in place (grad.add_(...), "
+                                     "grad.neg_(), or a buffer that is p.grad itself); PyTorch "
+                                     "leaves .grad as it is"),
     ("grads left untouched", "sgd_step changed a gradient in place (grad.add_(...), "
                              "grad.neg_(), or a buffer that is the gradient itself)"),
     ("losses returned", "step(closure) calls closure() under torch.enable_grad() and returns "
@@ -537,11 +539,7 @@ class SGDExercise(Exercise):
         objective = [draw_objective(rng, np.shape(p), sign)
                      for g, sign in zip(specs, signs, strict=True) for p in g["params"]]
         n = len(objective)
-        active = np.ones((steps, n), dtype=bool)
-        if none_grads:  # the last parameter never has a gradient, the others now and then
-            active[:, :-1] = rng.random((steps, n - 1)) < 0.6
-            active[:, -1] = False
-            active[np.arange(steps), rng.integers(0, max(n - 1, 1), steps)] = True
+        active = activity(rng, steps, n, none_grads, 0.6)
         a = {"kind": kind, "groups": specs, "kwargs": kwargs, "args": tuple(args),
              "objective": objective, "steps": steps, "start": 0, "active": active,
              "closure": closure, "set_to_none": set_to_none, "resume_at": resume_at,

@@ -48,7 +48,7 @@ import torch
 from grader.kit.exercise import (ERROR_KEY, AnswerTypeError, Case, Exercise, Facet, Mistake,
                                  Outputs, Verdict, compare_outputs,
                                  forbidden_base, make_check, to_plain)
-from grader.kit.optim import (build_params, coefficients, judge, memo_capture, param_spec,
+from grader.kit.optim import (activity, build_params, coefficients, judge, memo_capture, param_spec,
                               plain_state_dict, take_step, tensor_state_dict)
 
 CHAPTER = "04_adaptive_optimizers"
@@ -354,11 +354,7 @@ class OptimizerExercise(Exercise):
                  for sh, opts in groups]
         objective = [draw_objective(rng, np.shape(p), scale) for g in specs for p in g["params"]]
         n = len(objective)
-        active = np.ones((steps, n), dtype=bool)
-        if none_grads:  # the last parameter never has a gradient, the others now and then
-            active[:, :-1] = rng.random((steps, n - 1)) < 0.7
-            active[:, -1] = False
-            active[np.arange(steps), rng.integers(0, max(n - 1, 1), steps)] = True
+        active = activity(rng, steps, n, none_grads, 0.7)
         a = {"kind": kind, "groups": specs, "kwargs": kwargs, "args": tuple(args),
              "objective": objective, "steps": steps, "start": 0, "active": active,
              "closure": closure, "set_to_none": set_to_none, "resume_at": resume_at,

@@ -3,9 +3,11 @@
 :func:`grade_batch` grades many notebooks in parallel (threads in this process, each driving its
 own sandboxed worker, see :mod:`grader.core.sandbox`). For one notebook (:func:`grade_notebook`):
 
-1. read it defensively and find its chapter (:mod:`grader.core.notebook`, :mod:`grader.core.course`);
+1. read it defensively and find its chapter (:mod:`grader.core.notebook`,
+   :mod:`grader.core.course`);
    an unusable file is ``invalid``, with the reason;
-2. match it against the released template and plan what runs (:func:`grader.core.notebook.make_plan`);
+2. match it against the released template and plan what runs
+   (:func:`grader.core.notebook.make_plan`);
 3. scan each answer for forbidden calls (:mod:`grader.core.static`);
 4. start a worker; run the course's setup cell, then the answer cells and the learner's own cells;
    a cell that hangs or kills the worker is skipped and the worker restarted, re-running the
@@ -341,7 +343,6 @@ class Grading:
         self.plan = make_plan(chapter, cells)
         self.session = Session(chapter, self.plan, options, course, pool)
         self.statuses: dict[str, str] = {}  # exercise name -> status, in the template's order
-        self.scores: dict[str, Any] = {}  # exercise name -> its ExerciseScore
 
     def run(self) -> dict[str, Any]:
         cells: list[dict[str, Any]] = []
@@ -523,7 +524,6 @@ class Grading:
             entry["score"] = round(entry["score"] * scale, 9)
         earned = round(outcome.score * scale, 9)
         note = self.dependency_note(ex, outcome)
-        self.scores[name] = outcome
         if outcome.passed:
             n_hidden = len(checks.cases) - checks.n_public
             what = f"{checks.n_public} public" + (f" and {n_hidden} hidden" if n_hidden else "")
@@ -531,9 +531,7 @@ class Grading:
             return cell_result(gid, points, "passed", text + (f"\n{note}" if note else ""),
                                score=points, facets=facets)
         text = scoring.render(ex, outcome, note=note)
-        hidden_lost = [f for f in outcome.lost()
-                       if f.first(ex).case.public is False]
-        if hidden_lost:
+        if any(not f.first(ex).case.public for f in outcome.lost()):
             text += f"\n(hidden cases are drawn with the grading seed {self.options.seed})"
         status = "error" if outcome.errored else "failed"
         if outcome.errored:

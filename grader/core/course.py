@@ -2,7 +2,8 @@
 
 A chapter ``NN_topic`` is three files (CONTRIBUTING.md): the instructor source
 ``solutions/NN_topic/NN_topic.ipynb``, the released student version
-``notebooks/NN_topic/NN_topic.ipynb`` and the check module ``grader/chapters/chNN_topic.py``. The core reads:
+``notebooks/NN_topic/NN_topic.ipynb`` and the check module ``grader/chapters/chNN_topic.py``.
+The core reads:
 
 - the *template*: the released notebook's cells (ids, types, sources, nbgrader metadata), which a
   submission is matched against; the source notebook stands in when nothing is released yet;
@@ -200,7 +201,8 @@ class Course:
         return sorted(found)
 
     def module_name(self, name: str) -> str:
-        """The check module of a chapter: ``grader.chapters.ch<name>``, or ``ch<name>`` on an extra path."""
+        """The check module of a chapter: ``grader.chapters.ch<name>``, or ``ch<name>`` on an
+        extra path."""
         for path in self.extra_paths:
             if (path / f"ch{name}.py").exists():
                 return f"ch{name}"

@@ -80,7 +80,7 @@ class Validation:
     def warm(self) -> None:
         """Import the core and torch, compute the public references, warm the sandbox."""
         try:
-            import torch
+            import torch  # noqa: F401 (imported now, not at the first click)
 
             from grader.core.sandbox import Limits
 

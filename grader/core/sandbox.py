@@ -298,7 +298,8 @@ class Zygote:
 
     def _start(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        program = [sys.executable, "-I", "-m", "grader.core.worker", "--zygote", str(theirs.fileno())]
+        program = [sys.executable, "-I", "-m", "grader.core.worker", "--zygote",
+                   str(theirs.fileno())]
         if self.mode == "bwrap":
             argv = bwrap_prefix(self.extra_paths, die_with_parent=False) + program
             env, cwd = {"PATH": "/usr/bin:/bin"}, "/"

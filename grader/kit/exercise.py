@@ -1,6 +1,6 @@
 """How an exercise check is described, run and judged.
 
-Every chapter module in ``grader/`` (``grader/chapters/ch01_classification_losses.py``, ...) describes its
+Every chapter module (``grader/chapters/ch01_classification_losses.py``, ...) describes its
 exercises as :class:`Exercise` objects. A check has three separate steps so that the grading core
 can run them in different processes:
 
@@ -483,8 +483,9 @@ def check_exercise(ex: Exercise, impl: Any, *, hidden: bool = False, seed: int |
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         expected = [ex.reference(case) for case in cases]
+        prepared = ex.prepare(impl)
         try:
-            gots = _run_cases(ex, ex.prepare(impl), cases)
+            gots = _run_cases(ex, prepared, cases)
         except ForbiddenCallError as exc:
             result = scoring.ExerciseScore(ex.name, float(ex.points), [])
             return result, f"{ex.name}: 0 / {ex.points:g} points\n✗ {exc}"
@@ -494,7 +495,6 @@ def check_exercise(ex: Exercise, impl: Any, *, hidden: bool = False, seed: int |
             raise NotImplementedError(f"{ex.name} is not implemented yet") from None
         result = scoring.score(ex, cases, gots, expected)
         note = ""
-        prepared = ex.prepare(impl)
         if prepared is not impl:
             as_written = scoring.score(ex, cases, _run_cases(ex, impl, cases), expected)
             if as_written.score < result.score:

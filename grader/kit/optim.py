@@ -34,6 +34,21 @@ def coefficients(objective: list[dict[str, Any]], dtype: str) -> list[dict[str, 
     return [{k: (tensor(np.asarray(v, dtype=dtype)) if isinstance(v, np.ndarray) else v)
              for k, v in c.items()} for c in objective]
 
+def activity(rng: np.random.Generator, steps: int, n: int, none_grads: bool,
+             p: float) -> np.ndarray:
+    """Which of ``n`` parameters get a loss term at each step, as a (steps, n) bool array.
+
+    With ``none_grads`` the last parameter never has a gradient and the others have one with
+    probability ``p``, at least one of them at every step; otherwise all of them always do.
+    """
+    active = np.ones((steps, n), dtype=bool)
+    if none_grads:
+        active[:, :-1] = rng.random((steps, n - 1)) < p
+        active[:, -1] = False
+        active[np.arange(steps), rng.integers(0, max(n - 1, 1), steps)] = True
+    return active
+
+
 def plain_state_dict(sd: dict[str, Any]) -> dict[str, Any]:
     """A copy of an optimizer ``state_dict`` with every tensor turned into a NumPy array.
 

@@ -178,17 +178,6 @@ def facet_message(ex: Exercise, facet: FacetResult) -> str:
     return "\n".join(lines)
 
 
-def headline(ex: Exercise, result: ExerciseScore) -> str:
-    """One line: the score, and what to fix first."""
-    lost = result.lost()
-    head = f"{ex.name}: {points_text(result.score)} / {points_text(result.points)} points"
-    if not lost:
-        return head
-    mistake = lost[0].mistake()
-    what = mistake.message if mistake else lost[0].first(ex).message.split("\n")[-1].strip()
-    return f"{head}. Fix first ({lost[0].name}): {what}"
-
-
 def render(ex: Exercise, result: ExerciseScore, *, note: str = "") -> str:
     """The learner's report: lost facets first (diagnosis, case, got/expected), then the rest."""
     lines = [f"{ex.name}: {points_text(result.score)} / {points_text(result.points)} points"]

@@ -22,9 +22,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-CORPUS: list[tuple[str, str, Callable[..., Any]]] = []
-LOSES: dict[str, set[str]] = {}
-RIGHT: list[tuple[str, Callable[..., Any]]] = []
+from corpus.registry import Registry
+
+_REGISTRY = Registry()
+CORPUS, LOSES, RIGHT = _REGISTRY.corpus, _REGISTRY.loses, _REGISTRY.right
+wrong, right = _REGISTRY.wrong, _REGISTRY.correct
 DEPENDENT: list[tuple[str, str, Callable[..., Any]]] = []  # (exercise, base it calls, answer)
 
 # Facet names (grader/chapters/ch01_classification_losses.py)
@@ -36,30 +38,6 @@ API = "API contract"
 BCE_CORE, BCE_STABLE, BCE_WEIGHTS = ("loss value and gradient", "stable and exact",
                                      "weight and pos_weight")
 FOCAL_CORE, ALPHA, FOCAL_REDUCTIONS = "focal formula", "alpha weighting", "reductions"
-
-
-def wrong(exercise: str, key: str, *loses: str
-          ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register a wrong answer to ``exercise`` that the grader must diagnose as ``key`` and that
-    must lose exactly the facets ``loses``."""
-
-    def register(fn: Callable[..., Any]) -> Callable[..., Any]:
-        assert loses, f"{fn.__name__}: which facets does it lose?"
-        CORPUS.append((exercise, key, fn))
-        LOSES[fn.__name__] = set(loses)
-        return fn
-
-    return register
-
-
-def right(exercise: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register a correct answer to ``exercise``, written in another legitimate way."""
-
-    def register(fn: Callable[..., Any]) -> Callable[..., Any]:
-        RIGHT.append((exercise, fn))
-        return fn
-
-    return register
 
 
 def on_helpers(source: str, name: str, **helpers: Any) -> Callable[..., Any]:

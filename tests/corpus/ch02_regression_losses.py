@@ -14,39 +14,16 @@ from typing import Any
 
 import torch
 
-CORPUS: list[tuple[str, str, Callable[..., Any]]] = []
-# The facets each wrong answer must lose (it keeps the others): {function name: facet names}.
-LOSES: dict[str, frozenset[str]] = {}
-# Right answers written in other legitimate ways: they score full marks.
-CORRECT: list[tuple[str, Callable[..., Any]]] = []
+from corpus.registry import Registry
+
+_REGISTRY = Registry()
+CORPUS, LOSES, CORRECT = _REGISTRY.corpus, _REGISTRY.loses, _REGISTRY.right
+wrong, right = _REGISTRY.wrong, _REGISTRY.correct
 
 # Facet names (grader/chapters/ch02_regression_losses.py).
 REDUCTIONS, CONTRACT = "reductions", "API contract"
 SL1, HUBER, KL = "Smooth L1 formula", "Huber formula", "KL terms"
 GIOU, EPS = "GIoU formula", "eps placement"
-
-
-def wrong(exercise: str, key: str, *loses: str
-          ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register a wrong answer to ``exercise`` that the grader must diagnose as ``key``, and
-    that must lose exactly the facets ``loses``."""
-
-    def register(fn: Callable[..., Any]) -> Callable[..., Any]:
-        CORPUS.append((exercise, key, fn))
-        LOSES[fn.__name__] = frozenset(loses)
-        return fn
-
-    return register
-
-
-def right(exercise: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register a correct answer to ``exercise`` written in another legitimate way."""
-
-    def register(fn: Callable[..., Any]) -> Callable[..., Any]:
-        CORRECT.append((exercise, fn))
-        return fn
-
-    return register
 
 
 def built_on(source: str, name: str) -> Callable[..., Any]:
