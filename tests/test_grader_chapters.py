@@ -64,6 +64,9 @@ def forbidden_answer(name: str, ex: Any) -> tuple[str, str]:
     raise AssertionError(f"{name}: no forbidden function to call")
 
 
+REGISTRY_IMPORT = "from corpus.registry import Registry\n"
+REGISTRY = Path(__file__).parent / "corpus" / "registry.py"
+
 # Generated corpus entries (chapter 4 builds its wrong classes by editing a correct one) are
 # typed into the answer cells as their own text, after these imports.
 GENERATED_PRELUDE = "import math\nfrom torch.optim import Optimizer\n\n"
@@ -129,7 +132,11 @@ def graded(tmp_path_factory: pytest.TempPathFactory):
         for k, (text, picks, answers) in enumerate(corpus_rounds(name)):
             nb = ch.filled(**answers)
             if text is not None:
-                nb = own_cell_after_setup(nb, text)
+                # The corpus module as the learner's own cell; the registry it imports from the
+                # tests (not importable in the sandbox) goes in a cell of its own before it.
+                nb = own_cell_after_setup(nb, text.replace(REGISTRY_IMPORT, ""))
+                if REGISTRY_IMPORT in text:
+                    nb = own_cell_after_setup(nb, REGISTRY.read_text())
             jobs.append((name, f"corpus{k}", write(nb, root / name / f"corpus{k}" /
                                                     f"{name}.ipynb"), picks))
     results = grade_batch([str(p) for _, _, p, _ in jobs], course=COURSE, seed=SEED,
