@@ -209,18 +209,24 @@ def diagnosis(exercise: str, key: str) -> str:
 
 
 def run_everything(page: Any) -> list[dict[str, Any]]:
-    """Restart the kernel and run all; where the run stops at an error, carry on from the next
-    code cell (as a learner who skips an exercise for now) until every code cell has run."""
+    """Restart the kernel and run all; where the run stops at an error, carry on from the first
+    code cell that has not run (as a learner who skips an exercise for now) until every code
+    cell has run. Starting from the first cell not run, not the one after the last that ran,
+    also recovers when a click selected a cell further down than intended."""
     restart_and_run_all(page, RUN_S)
+    tries: dict[int, int] = {}
     while True:
         cells = read_cells(page)
         ran = [i for i, c in enumerate(cells) if c["ran"]]
         assert ran, "no cell ran after Restart Kernel and Run All Cells"
-        rest = [i for i, c in enumerate(cells) if c["code"] and i > ran[-1]]
+        rest = [i for i, c in enumerate(cells) if c["code"] and not c["ran"]]
         if not rest:
             return cells
-        assert cells[ran[-1]]["errors"], (
-            f"the run stopped after cell {ran[-1]} although it shows no error")
+        stopped = [i for i in ran if i < rest[0]]
+        assert stopped and cells[stopped[-1]]["errors"], (
+            f"cell {rest[0]} did not run although the cell before it shows no error")
+        tries[rest[0]] = tries.get(rest[0], 0) + 1
+        assert tries[rest[0]] <= 3, f"cell {rest[0]} never ran after 3 runs from it"
         run_from(page, rest[0], RUN_S)
 
 
