@@ -25,12 +25,23 @@ LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.d/lossopt-course.j
 # Listings hide build artifacts too (jupyter_server's defaults plus *.egg-info).
 HIDE_GLOBS := ['__pycache__', '*.pyc', '*.pyo', '.DS_Store', '*~', '*.egg-info']
 
-.PHONY: setup lab test notebooks reset bench clean
+.PHONY: setup lab test notebooks reset bench clean venv-moved
 
 setup: $(STAMP) $(LAB_OVERRIDES)
 
-# Re-run the install only when the pins change; a second `make lab` reuses the environment.
-$(STAMP): pyproject.toml constraints.txt
+# A venv holds absolute paths (its scripts' shebangs, the editable install's link to the
+# checkout). One that came along when the course was copied or moved would still run, and grade
+# with, the original checkout's code: such a venv is rebuilt here. Its activate script names the
+# directory it was made for.
+VENV_MADE_FOR := $(shell sed -n 's/^VIRTUAL_ENV="\(.*\)"$$/\1/p' $(VENV)/bin/activate 2>/dev/null)
+VENV_MOVED := $(if $(VENV_MADE_FOR),$(filter-out $(realpath $(CURDIR))/$(VENV) $(CURDIR)/$(VENV),$(VENV_MADE_FOR)))
+
+# Re-run the install only when the pins change (or the venv was made elsewhere); a second
+# `make lab` reuses the environment.
+$(STAMP): pyproject.toml constraints.txt $(if $(VENV_MOVED),venv-moved)
+	@if [ -n "$(VENV_MOVED)" ]; then \
+		echo "$(VENV) was made for $(VENV_MOVED), not for this copy of the course: rebuilding it"; \
+		rm -rf $(VENV); fi
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test]"
