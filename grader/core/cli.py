@@ -60,6 +60,13 @@ def parser() -> argparse.ArgumentParser:
     val = sub.add_parser("validate", help="the verdict of the public checks on your notebook")
     common(val)
     val.add_argument("notebooks", nargs=1, metavar="NOTEBOOK")
+
+    rep = sub.add_parser("report", help="what the class got wrong, from a folder of --json "
+                                        "results")
+    rep.add_argument("results", type=Path, metavar="FOLDER",
+                     help="folder of `python -m grader autograde --json` documents")
+    rep.add_argument("--assignment", metavar="NAME", help="only this chapter's results")
+    rep.add_argument("--json", action="store_true", help="print one JSON document")
     return top
 
 
@@ -86,6 +93,15 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = parser().parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="grader: %(message)s")
+    if args.command == "report":
+        from grader.instructor import report as class_report
+        try:
+            summary = class_report.aggregate(class_report.load(args.results), args.assignment)
+        except (FileNotFoundError, ValueError) as exc:
+            print(f"python -m grader report: error: {exc}", file=sys.stderr)
+            return 2
+        print(json.dumps(summary, indent=1) if args.json else class_report.text(summary))
+        return 0
     course = Course(args.course or course_root(args.notebooks))
     if args.assignment and args.assignment not in course.names():
         print(f"python -m grader: error: unknown assignment {args.assignment!r} "

@@ -1,0 +1,58 @@
+"""What the class got wrong: facet earned counts and ranked diagnoses over ``--json`` results.
+
+Reads a folder of ``python -m grader autograde --json`` documents (each a list of notebook
+results). Only the numbers (``--json``) and a text summary exist so far; the gradebook source,
+example messages, histograms and the HTML page of issue 17 are not built yet.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any, Iterable
+
+
+def load(folder: Path) -> list[dict[str, Any]]:
+    """Every notebook result in the ``*.json`` files of ``folder``."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no such folder of results: {folder}")
+    results: list[dict[str, Any]] = []
+    for path in sorted(folder.glob("*.json")):
+        doc = json.loads(path.read_text())
+        results.extend(doc if isinstance(doc, list) else [doc])
+    return results
+
+
+def aggregate(results: Iterable[dict[str, Any]], assignment: str | None = None) -> dict[str, Any]:
+    """Per exercise and facet: students graded, earned count, diagnoses ranked by count."""
+    earned: dict[str, Counter] = defaultdict(Counter)
+    seen: dict[str, Counter] = defaultdict(Counter)
+    diagnoses: dict[tuple[str, str], Counter] = defaultdict(Counter)
+    for res in results:
+        if res.get("status") != "graded" or (assignment and res.get("assignment") != assignment):
+            continue
+        for cell in res.get("cells", []):
+            for facet in cell.get("facets") or []:
+                seen[cell["grade_id"]][facet["name"]] += 1
+                if facet["status"] == "passed":
+                    earned[cell["grade_id"]][facet["name"]] += 1
+                elif facet.get("diagnosis"):
+                    diagnoses[cell["grade_id"], facet["name"]][facet["diagnosis"]] += 1
+    return {ex: {name: {"students": n, "earned": earned[ex][name],
+                        "diagnoses": [{"diagnosis": d, "count": c}
+                                      for d, c in diagnoses[ex, name].most_common()]}
+                 for name, n in facets.items()}
+            for ex, facets in seen.items()}
+
+
+def text(summary: dict[str, Any]) -> str:
+    """A readable summary ("12 of 40: <diagnosis>")."""
+    lines = []
+    for ex, facets in summary.items():
+        lines.append(ex)
+        for name, f in facets.items():
+            lines.append(f"  {name}: earned by {f['earned']} of {f['students']}")
+            lines.extend(f"    {d['count']} of {f['students']}: {d['diagnosis']}"
+                         for d in f["diagnoses"])
+    return "\n".join(lines)
