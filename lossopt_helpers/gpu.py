@@ -27,7 +27,9 @@ def number_formats() -> list[dict[str, Any]]:
     rows = []
     for name, dtype in FORMATS.items():
         info = torch.finfo(dtype)
-        rows.append(dict(format=name, bits=info.bits, eps=info.eps, tiny=info.tiny, max=info.max))
+        rows.append(
+            {"format": name, "bits": info.bits, "eps": info.eps, "tiny": info.tiny, "max": info.max}
+        )
     return rows
 
 
