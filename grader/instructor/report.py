@@ -1,8 +1,9 @@
 """What the class got wrong: facet earned counts and ranked diagnoses over ``--json`` results.
 
 Reads a folder of ``python -m grader autograde --json`` documents (each a list of notebook
-results). Only the numbers (``--json``) and a text summary exist so far; the gradebook source,
-example messages, histograms and the HTML page of issue 17 are not built yet.
+results). The numbers (``--json``: per exercise and facet, diagnoses with counts and up to three
+anonymised example messages; score counts per chapter) and a text summary exist so far; the
+gradebook source and the HTML page with plots of issue 17 are not built yet.
 """
 
 from __future__ import annotations
@@ -29,9 +30,12 @@ def aggregate(results: Iterable[dict[str, Any]], assignment: str | None = None) 
     earned: dict[str, Counter] = defaultdict(Counter)
     seen: dict[str, Counter] = defaultdict(Counter)
     diagnoses: dict[tuple[str, str], Counter] = defaultdict(Counter)
+    examples: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+    scores: dict[str, list[float]] = defaultdict(list)
     for res in results:
         if res.get("status") != "graded" or (assignment and res.get("assignment") != assignment):
             continue
+        scores[res.get("assignment") or "unknown"].append(res.get("score", 0))
         for cell in res.get("cells", []):
             for facet in cell.get("facets") or []:
                 seen[cell["grade_id"]][facet["name"]] += 1
@@ -39,20 +43,38 @@ def aggregate(results: Iterable[dict[str, Any]], assignment: str | None = None) 
                     earned[cell["grade_id"]][facet["name"]] += 1
                 elif facet.get("diagnosis"):
                     diagnoses[cell["grade_id"], facet["name"]][facet["diagnosis"]] += 1
-    return {ex: {name: {"students": n, "earned": earned[ex][name],
-                        "diagnoses": [{"diagnosis": d, "count": c}
-                                      for d, c in diagnoses[ex, name].most_common()]}
-                 for name, n in facets.items()}
-            for ex, facets in seen.items()}
+                    shown = examples[cell["grade_id"], facet["name"], facet["diagnosis"]]
+                    message = anonymise(cell.get("message") or "", res)
+                    if message and len(shown) < 3 and message not in shown:
+                        shown.append(message)
+    exercises = {ex: {name: {"students": n, "earned": earned[ex][name],
+                             "diagnoses": [{"diagnosis": d, "count": c,
+                                            "examples": examples[ex, name, d]}
+                                           for d, c in diagnoses[ex, name].most_common()]}
+                      for name, n in facets.items()}
+                 for ex, facets in seen.items()}
+    return {"exercises": exercises,
+            "score_histograms": {a: dict(sorted(Counter(v).items())) for a, v in scores.items()}}
+
+
+def anonymise(message: str, res: dict[str, Any]) -> str:
+    """``message`` with the student's notebook path and its parts replaced by ``<student>``."""
+    for part in sorted({res.get("notebook", ""), *Path(res.get("notebook", "")).parts},
+                       key=len, reverse=True):
+        if len(part) > 2:
+            message = message.replace(part, "<student>")
+    return message
 
 
 def text(summary: dict[str, Any]) -> str:
     """A readable summary ("12 of 40: <diagnosis>")."""
     lines = []
-    for ex, facets in summary.items():
+    for ex, facets in summary["exercises"].items():
         lines.append(ex)
         for name, f in facets.items():
             lines.append(f"  {name}: earned by {f['earned']} of {f['students']}")
             lines.extend(f"    {d['count']} of {f['students']}: {d['diagnosis']}"
                          for d in f["diagnoses"])
+    for chapter, hist in summary["score_histograms"].items():
+        lines.append(f"{chapter} scores: " + ", ".join(f"{k:g}: {n}" for k, n in hist.items()))
     return "\n".join(lines)
