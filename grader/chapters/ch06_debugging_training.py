@@ -92,6 +92,8 @@ class ClipGradNorm(Exercise):
     def public_cases(self) -> list[Case]:
         return [Case("grads [3,4], max_norm=1", {"grads": [np.array([3.0, 4.0])], "max_norm": 1.0}, True, "scaled gradients"),
                 Case("grads [3,4], max_norm=5 (equality: still scaled)", {"grads": [np.array([3.0, 4.0])], "max_norm": 5.0}, True, "scaled gradients"),
+                Case("grads [0.003,0.004], max_norm=0.005 (equality: scaled by 0.005/(0.005+1e-6))",
+                     {"grads": [np.array([0.003, 0.004])], "max_norm": 0.005}, True, "scaled gradients"),
                 Case("no grads", {"grads": [None], "max_norm": 1.0}, True, "returned norm")]
 
     def hidden_cases(self, rng: np.random.Generator) -> list[Case]:
