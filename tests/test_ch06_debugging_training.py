@@ -1,6 +1,6 @@
 """Chapter 6's checks (first version: the clipping trio).
 
-- the reference answers (from /work/briefs/ch06_cells.py until the solution notebook exists)
+- the reference answers (tests/corpus/ch06_debugging_training.py until the solution notebook exists)
   score full marks on the public and hidden checks over several seeds;
 - an ``if total > max_norm`` branch without the 1e-6 loses the scaled-gradients facet;
 - an answer calling torch's own clip_grad_norm_ scores 0.
@@ -8,26 +8,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 import torch
 
 from grader.chapters.ch06_debugging_training import EXERCISES
-from tests.nbutils import facet_scores
-
-CELLS = "/work/briefs/ch06_cells.py"
-
+from corpus.ch06_debugging_training import RIGHT
+from nbutils import facet_scores
 
 @pytest.fixture(scope="module")
 def ns():
-    spec = importlib.util.spec_from_file_location("ch06_cells", CELLS)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    space = {"torch": torch}
-    for ex in mod.EXERCISES:
-        exec(ex["answer"], space)
-    return space
+    return {fn.__name__: fn for _, fn in RIGHT}
 
 
 @pytest.mark.parametrize("name", sorted(EXERCISES))
