@@ -165,9 +165,15 @@ class JupyterLab:
     paths stay on the search path, so nbgrader's and ipywidgets' extensions load).
     """
 
-    def __init__(self, course: Path, home: Path) -> None:
+    def __init__(self, course: Path, home: Path, extra_args: tuple[str, ...] = (),
+                 test_settings: bool = True) -> None:
+        """``extra_args`` go on the server's command line; ``test_settings=False`` leaves out
+        the user settings the tests rely on (windowing off, no news), to see what a learner
+        sees with the course's own settings."""
         self.course = course
         self.home = home
+        self.extra_args = tuple(extra_args)
+        self.test_settings = test_settings
         self.port = free_port()
         self.token = secrets.token_hex(16)
         self.log_path = home / "jupyterlab.log"
@@ -185,6 +191,8 @@ class JupyterLab:
         # configures the venv); the user config wins over the venv's, whatever it says.
         server_config = Path(env["JUPYTER_CONFIG_DIR"]) / "jupyter_server_config.json"
         server_config.write_text(json.dumps({"ServerApp": {"jpserver_extensions": EXTENSIONS}}))
+        if not self.test_settings:
+            return env
         settings = Path(env["JUPYTER_CONFIG_DIR"]) / "lab" / "user-settings" / "@jupyterlab"
         user_settings = {
             # Every cell stays attached to the page, so outputs far down a notebook can be read.
@@ -212,7 +220,7 @@ class JupyterLab:
             "--ServerApp.port_retries=0", f"--IdentityProvider.token={self.token}",
             f"--ServerApp.root_dir={self.course}",
             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-            "--LabApp.news_url=None",
+            "--LabApp.news_url=None", *self.extra_args,
         ]
         if os.geteuid() == 0:  # CI containers run as root
             command.append("--ServerApp.allow_root=True")
