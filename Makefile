@@ -20,7 +20,8 @@ CHAPTERS := $(notdir $(wildcard solutions/[0-9][0-9]_*))
 # nbgrader shells out to alembic and jupyter: the venv's bin must come first on PATH.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-# The course's JupyterLab settings (jupyterlab/overrides.json): Markdown opens rendered, no news popup.
+# The course's JupyterLab settings (jupyterlab/overrides.json): Markdown opens rendered, no news
+# pop-up. jupyterlab/configure installs them; this target refreshes them when the file changes.
 LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.d/lossopt-course.json
 # Listings hide build artifacts too (jupyter_server's defaults plus *.egg-info).
 HIDE_GLOBS := ['__pycache__', '*.pyc', '*.pyo', '.DS_Store', '*~', '*.egg-info']
@@ -45,15 +46,9 @@ $(STAMP): pyproject.toml constraints.txt $(if $(VENV_MOVED),venv-moved)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test]"
-	$(BIN)/jupyter labextension enable @jupyter/nbgrader
-	$(BIN)/jupyter server extension disable --sys-prefix nbgrader.server_extensions.validate_assignment
-	@# Validate is answered by the grading core (grader/README.md). `enable` only toggles an
-	@# extension that has a config file, so the file is written first.
-	@mkdir -p $(VENV)/etc/jupyter/jupyter_server_config.d
-	@echo '{"ServerApp": {"jpserver_extensions": {"grader.core.jupyter_validate": true}}}' \
-		> $(VENV)/etc/jupyter/jupyter_server_config.d/grader.core.jupyter_validate.json
-	$(BIN)/jupyter server extension enable --sys-prefix grader.core.jupyter_validate
-	$(BIN)/jupyter server extension enable --sys-prefix nbgrader.server_extensions.formgrader
+	@# Validate, formgrader and the course's JupyterLab settings: the same script Binder and
+	@# conda users run (jupyterlab/configure); PATH starts with $(BIN), so it configures .venv.
+	bash jupyterlab/configure
 	@touch $(STAMP)
 
 $(LAB_OVERRIDES): jupyterlab/overrides.json $(STAMP)
