@@ -39,14 +39,15 @@ def aggregate(results: Iterable[dict[str, Any]], assignment: str | None = None) 
         for cell in res.get("cells", []):
             for facet in cell.get("facets") or []:
                 seen[cell["grade_id"]][facet["name"]] += 1
-                if facet["status"] == "passed":
+                if facet["status"] == "earned":
                     earned[cell["grade_id"]][facet["name"]] += 1
-                elif facet.get("diagnosis"):
-                    diagnoses[cell["grade_id"], facet["name"]][facet["diagnosis"]] += 1
-                    shown = examples[cell["grade_id"], facet["name"], facet["diagnosis"]]
-                    message = anonymise(cell.get("message") or "", res)
-                    if message and len(shown) < 3 and message not in shown:
-                        shown.append(message)
+                    continue
+                said = diagnosis(facet)
+                diagnoses[cell["grade_id"], facet["name"]][said] += 1
+                shown = examples[cell["grade_id"], facet["name"], said]
+                message = anonymise(facet.get("message") or "", res)
+                if message and len(shown) < 3 and message not in shown:
+                    shown.append(message)
     exercises = {ex: {name: {"students": n, "earned": earned[ex][name],
                              "diagnoses": [{"diagnosis": d, "count": c,
                                             "examples": examples[ex, name, d]}
@@ -55,6 +56,17 @@ def aggregate(results: Iterable[dict[str, Any]], assignment: str | None = None) 
                  for ex, facets in seen.items()}
     return {"exercises": exercises,
             "score_histograms": {a: dict(sorted(Counter(v).items())) for a, v in scores.items()}}
+
+
+NO_DIAGNOSIS = "no known mistake recognised (see the examples)"
+
+
+def diagnosis(facet: dict[str, Any]) -> str:
+    """The words of a lost facet's likely mistake (the first line of its message, as the
+    grading core writes it: "Likely mistake: ..."), or :data:`NO_DIAGNOSIS`."""
+    first = (facet.get("message") or "").split("\n", 1)[0]
+    prefix = "Likely mistake: "
+    return first[len(prefix):] if facet.get("mistake") and first.startswith(prefix) else NO_DIAGNOSIS
 
 
 def anonymise(message: str, res: dict[str, Any]) -> str:
