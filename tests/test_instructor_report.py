@@ -8,6 +8,7 @@ facets each wrong answer loses and which mistake it shows, so the expected count
 import json
 
 from corpus.ch01_classification_losses import CORPUS, LOSES, RIGHT
+
 from grader.chapters.ch01_classification_losses import EXERCISES
 from grader.core.cli import main
 from grader.kit.exercise import check_exercise
@@ -70,3 +71,15 @@ def test_text_summary_says_how_many_of_the_class(tmp_path, capsys):
 def test_missing_folder(tmp_path, capsys):
     assert main(["report", str(tmp_path / "nope")]) == 2
     assert "no such folder" in capsys.readouterr().err
+
+
+def test_html_page_with_plots(tmp_path, capsys):
+    results = [graded("x", WRONG[0][1]), graded("y", RIGHT_ONES[0])]
+    (tmp_path / "r.json").write_text(json.dumps(results))
+    out = tmp_path / "report.html"
+    assert main(["report", str(tmp_path), "--html", str(out)]) == 0
+    page = out.read_text()
+    assert page.count("data:image/png;base64,") == 2  # the score histogram and the facets chart
+    message = next(m.message for m in EXERCISES[EXERCISE].mistakes if m.key == WRONG[0][0])
+    assert "1 of 2</b>" in page and message.replace("'", "&#x27;") in page
+    assert "submitted/" not in page and "http" not in page  # anonymised and self-contained

@@ -67,6 +67,8 @@ def parser() -> argparse.ArgumentParser:
                      help="folder of `python -m grader autograde --json` documents")
     rep.add_argument("--assignment", metavar="NAME", help="only this chapter's results")
     rep.add_argument("--json", action="store_true", help="print one JSON document")
+    rep.add_argument("--html", type=Path, metavar="OUT",
+                     help="also write the report as one HTML page with plots to OUT")
     return top
 
 
@@ -101,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"python -m grader report: error: {exc}", file=sys.stderr)
             return 2
         print(json.dumps(summary, indent=1) if args.json else class_report.text(summary))
+        if args.html:
+            args.html.write_text(class_report.page(summary), encoding="utf-8")
+            print(f"the report with its plots: {args.html}", file=sys.stderr)
         return 0
     course = Course(args.course or course_root(args.notebooks))
     if args.assignment and args.assignment not in course.names():

@@ -1,17 +1,23 @@
 """What the class got wrong: facet earned counts and ranked diagnoses over ``--json`` results.
 
 Reads a folder of ``python -m grader autograde --json`` documents (each a list of notebook
-results). The numbers (``--json``: per exercise and facet, diagnoses with counts and up to three
-anonymised example messages; score counts per chapter) and a text summary exist so far; the
-gradebook source and the HTML page with plots of issue 17 are not built yet.
+results). It gives the numbers (``--json``: per exercise and facet, diagnoses with counts and up
+to three anonymised example messages; score counts per chapter), a text summary, and an HTML page
+(``--html``) with a histogram of scores per chapter and a bar chart of each exercise's facets,
+embedded as PNG, for an instructor to open or project in class. Reading the gradebook directly is
+not built yet.
 """
 
 from __future__ import annotations
 
+import base64
+import html
+import io
 import json
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 
 def load(folder: Path) -> list[dict[str, Any]]:
@@ -90,3 +96,76 @@ def text(summary: dict[str, Any]) -> str:
     for chapter, hist in summary["score_histograms"].items():
         lines.append(f"{chapter} scores: " + ", ".join(f"{k:g}: {n}" for k, n in hist.items()))
     return "\n".join(lines)
+
+
+def pyplot() -> Any:
+    """matplotlib's pyplot, drawing off screen (a command line has no display)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def figure_png(fig: Any) -> str:
+    """A matplotlib figure as a data URL, closed afterwards."""
+    plt = pyplot()
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def score_histogram(chapter: str, hist: dict[Any, int]) -> str:
+    fig, ax = pyplot().subplots(figsize=(6, 3))
+    scores = [float(k) for k in hist]
+    ax.bar(scores, list(hist.values()), width=0.4, color="#4c72b0", label="students")
+    ax.set_xlabel("score (points)")
+    ax.set_ylabel("number of students")
+    ax.set_title(f"{chapter}: scores")
+    ax.legend()
+    return figure_png(fig)
+
+
+def facet_chart(exercise: str, facets: dict[str, Any]) -> str:
+    names = list(facets)
+    share = [100 * f["earned"] / f["students"] if f["students"] else 0 for f in facets.values()]
+    fig, ax = pyplot().subplots(figsize=(6, 0.5 + 0.45 * len(names)))
+    ax.barh(names, share, color="#55a868", label="earned")
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("students who earned the facet (%)")
+    ax.set_ylabel("facet")
+    ax.set_title(exercise)
+    ax.invert_yaxis()
+    ax.legend(loc="lower right")
+    return figure_png(fig)
+
+
+def page(summary: dict[str, Any], title: str = "What the class got wrong") -> str:
+    """The report as one self-contained HTML page (plots embedded, no outside resources)."""
+    esc = html.escape
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title>",
+             ("<style>body{font-family:sans-serif;max-width:60em;margin:2em auto;}"
+              "td,th{padding:.2em .6em;text-align:left;vertical-align:top;}"
+              "pre{white-space:pre-wrap;background:#f4f4f4;padding:.4em;font-size:85%;}</style>"),
+             f"</head><body><h1>{esc(title)}</h1>"]
+    for chapter, hist in summary["score_histograms"].items():
+        parts.append(f"<h2>{esc(chapter)}</h2><img alt='score histogram of {esc(chapter)}' "
+                     f"src='{score_histogram(chapter, hist)}'>")
+    for exercise, facets in summary["exercises"].items():
+        parts.append(f"<h2>{esc(exercise)}</h2><img alt='facets of {esc(exercise)}' "
+                     f"src='{facet_chart(exercise, facets)}'><table>"
+                     "<tr><th>facet</th><th>earned</th><th>what went wrong</th></tr>")
+        for name, f in facets.items():
+            wrong = "".join(
+                f"<p><b>{d['count']} of {f['students']}</b>: {esc(d['diagnosis'])}</p>"
+                + "".join(f"<details><summary>example</summary><pre>{esc(e)}</pre></details>"
+                          for e in d["examples"])
+                for d in f["diagnoses"])
+            parts.append(f"<tr><td>{esc(name)}</td><td>{f['earned']} of {f['students']}</td>"
+                         f"<td>{wrong or '—'}</td></tr>")
+        parts.append("</table>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
