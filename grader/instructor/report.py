@@ -120,12 +120,13 @@ def figure_png(fig: Any) -> str:
 
 def score_histogram(chapter: str, hist: dict[Any, int]) -> str:
     fig, ax = pyplot().subplots(figsize=(6, 3))
-    scores = [float(k) for k in hist]
-    ax.bar(scores, list(hist.values()), width=0.4, color="#4c72b0", label="students")
+    scores = sorted(float(k) for k in hist)
+    gaps = [b - a for a, b in zip(scores, scores[1:], strict=False)]
+    ax.bar(scores, [hist[k] for k in sorted(hist, key=float)], width=0.8 * min(gaps, default=1),
+           color="#4c72b0")
     ax.set_xlabel("score (points)")
     ax.set_ylabel("number of students")
-    ax.set_title(f"{chapter}: scores")
-    ax.legend()
+    ax.set_title(f"{chapter}: scores of {sum(hist.values())} students")
     return figure_png(fig)
 
 
@@ -133,13 +134,12 @@ def facet_chart(exercise: str, facets: dict[str, Any]) -> str:
     names = list(facets)
     share = [100 * f["earned"] / f["students"] if f["students"] else 0 for f in facets.values()]
     fig, ax = pyplot().subplots(figsize=(6, 0.5 + 0.45 * len(names)))
-    ax.barh(names, share, color="#55a868", label="earned")
+    ax.barh(names, share, color="#55a868")
     ax.set_xlim(0, 100)
     ax.set_xlabel("students who earned the facet (%)")
     ax.set_ylabel("facet")
     ax.set_title(exercise)
     ax.invert_yaxis()
-    ax.legend(loc="lower right")
     return figure_png(fig)
 
 
@@ -155,6 +155,7 @@ def page(summary: dict[str, Any], title: str = "What the class got wrong") -> st
         parts.append(f"<h2>{esc(chapter)}</h2><img alt='score histogram of {esc(chapter)}' "
                      f"src='{score_histogram(chapter, hist)}'>")
     for exercise, facets in summary["exercises"].items():
+        exercise = exercise.removeprefix("test_")  # the test cell's grade_id names the exercise
         parts.append(f"<h2>{esc(exercise)}</h2><img alt='facets of {esc(exercise)}' "
                      f"src='{facet_chart(exercise, facets)}'><table>"
                      "<tr><th>facet</th><th>earned</th><th>what went wrong</th></tr>")
