@@ -22,11 +22,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-from corpus.ch01_classification_losses import CORPUS, RIGHT  # noqa: E402
+from corpus.ch01_classification_losses import CORPUS, RIGHT
 
-from grader.chapters.ch01_classification_losses import EXERCISES  # noqa: E402
-from grader.instructor import report  # noqa: E402
-from grader.kit.exercise import check_exercise  # noqa: E402
+from grader.chapters.ch01_classification_losses import EXERCISES
+from grader.instructor import report
+from grader.kit.exercise import check_exercise
 
 CHAPTER = "01_classification_losses"
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import itertools
 import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -121,7 +122,7 @@ def figure_png(fig: Any) -> str:
 def score_histogram(chapter: str, hist: dict[Any, int]) -> str:
     fig, ax = pyplot().subplots(figsize=(6, 3))
     scores = sorted(float(k) for k in hist)
-    gaps = [b - a for a, b in zip(scores, scores[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(scores)]
     ax.bar(scores, [hist[k] for k in sorted(hist, key=float)], width=0.8 * min(gaps, default=1),
            color="#4c72b0")
     ax.set_xlabel("score (points)")
