@@ -4,7 +4,7 @@
 #   make test                               set up .venv if missing, then run the whole test suite
 #   make notebooks                          regenerate notebooks/ (student versions) from solutions/
 #   make reset CHAPTER=03_sgd               restore one chapter's student notebook (yours is kept as a backup)
-#   make bench                              print notebook times, grading speed, Validate times, widget redraw, optimizer state sizes
+#   make bench                              print notebook times, grading speed, Validate times, widget redraw, optimizer state sizes, class report time
 
 PYTHON ?= python3
 VENV   := .venv
@@ -95,6 +95,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/validate.py
 	$(BIN)/python benchmarks/widget_redraw.py
 	$(BIN)/python benchmarks/optimizer_state.py
+	$(BIN)/python benchmarks/class_report.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .exchange gradebook.db autograded submitted feedback
