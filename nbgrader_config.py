@@ -69,3 +69,14 @@ c.GenerateFeedback.preprocessors = [
 ]
 c.GraderSanitize.timeout = 60.0  # seconds per exercise check and per cell
 c.GraderSanitize.memory_gib = 4.0
+
+# --- Late work (grader/instructor/late.py): 10 % of a late notebook's score per started day past
+# its due date (plus the student's extension: `python -m grader extend ASSIGNMENT STUDENT --days
+# N`), at most half of it. Nothing is late until the instructor sets a due date
+# (`nbgrader db assignment add NAME --duedate=...`). For nbgrader's own choices, set
+# plugin_class back to "nbgrader.plugins.LateSubmissionPlugin".
+c.AssignLatePenalties.plugin_class = "grader.instructor.late.PercentLatePenalty"
+c.PercentLatePenalty.percent = 10.0
+c.PercentLatePenalty.period = "day"  # or "hour"
+c.PercentLatePenalty.cap = 50.0
+c.PercentLatePenalty.grace_minutes = 0.0

@@ -69,6 +69,16 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--json", action="store_true", help="print one JSON document")
     rep.add_argument("--html", type=Path, metavar="OUT",
                      help="also write the report as one HTML page with plots to OUT")
+
+    ext = sub.add_parser("extend", help="give a student more time for an assignment (the "
+                                        "late penalty counts from the extended due date)")
+    ext.add_argument("assignment", metavar="ASSIGNMENT")
+    ext.add_argument("student", metavar="STUDENT")
+    for unit in ("days", "hours", "minutes"):
+        ext.add_argument(f"--{unit}", type=float, default=0.0, help=f"extension in {unit}")
+    ext.add_argument("--remove", action="store_true", help="take the extension back")
+    ext.add_argument("--db", metavar="URL", help="gradebook URL (default: LOSSOPT_GRADEBOOK_URL, "
+                                                 "else the course's gradebook.db)")
     return top
 
 
@@ -91,6 +101,23 @@ def positive(text: str) -> float:
     return value
 
 
+def extend_command(args: argparse.Namespace) -> int:
+    """``python -m grader extend``: grant or remove one student's extension."""
+    from grader.instructor import late
+
+    if not args.remove and not (args.days or args.hours or args.minutes):
+        print("python -m grader extend: error: say how long (--days, --hours, --minutes) or "
+              "--remove", file=sys.stderr)
+        return 2
+    try:
+        print(late.extend(args.db or late.default_gradebook_url(), args.assignment, args.student,
+                          days=args.days, hours=args.hours, minutes=args.minutes))
+    except ValueError as exc:
+        print(f"python -m grader extend: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = parser().parse_args(argv)
@@ -107,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
             args.html.write_text(class_report.page(summary), encoding="utf-8")
             print(f"the report with its plots: {args.html}", file=sys.stderr)
         return 0
+    if args.command == "extend":
+        return extend_command(args)
     course = Course(args.course or course_root(args.notebooks))
     if args.assignment and args.assignment not in course.names():
         print(f"python -m grader: error: unknown assignment {args.assignment!r} "
