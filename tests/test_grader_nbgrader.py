@@ -27,6 +27,7 @@ SEED = 4242
 STUDENTS = ("good", "untouched", "tamper_ipython_hooks", "tamper_liars", "forbidden_direct",
             "crash_exits", "crash_cells", "structure_shuffled", "structure_pasted",
             "overfit_public", "invalid_truncated")
+LATE = "late_good"  # the good notebook, handed in 2 days and 1 hour after the due date
 
 
 def nbgrader(course: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
@@ -59,6 +60,15 @@ def classroom(tmp_path_factory: pytest.TempPathFactory):
         path.write_bytes(as_bytes(corpus[student]) if content is None else
                          as_bytes(type("S", (), {"content": content})()))
         paths.append(path)
+    # Late work (grader/instructor/late.py, configured in nbgrader_config.py: 10 % per started
+    # day, at most 50 %): a due date, and one more student who hands in the good notebook 2 days
+    # and 1 hour late; the others' submissions carry no timestamp, so they are on time.
+    nbgrader(course, env, "db", "assignment", "add", "99_fixture",
+             "--duedate=2026-11-01 12:00:00 UTC")
+    late = course / "submitted" / LATE / "99_fixture"
+    late.mkdir(parents=True)
+    (late / "99_fixture.ipynb").write_bytes(as_bytes(type("S", (), {"content": ch.filled()})()))
+    (late / "timestamp.txt").write_text("2026-11-03 13:00:00.000000 UTC")
     nbgrader(course, env, "autograde", "99_fixture")
     nbgrader(course, env, "generate_feedback", "99_fixture")
     nbgrader(course, env, "export")
@@ -88,7 +98,22 @@ def test_export_has_every_student(classroom):
     course, cli = classroom
     with open(course / "grades.csv") as f:
         rows = {r["student_id"]: float(r["raw_score"]) for r in csv.DictReader(f)}
-    assert rows == {s: cli[s]["score"] for s in STUDENTS}
+    assert {s: r for s, r in rows.items() if s != LATE} == {s: cli[s]["score"] for s in STUDENTS}
+
+
+def test_late_work_loses_ten_percent_per_started_day(classroom):
+    course, cli = classroom
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        late = gb.find_submission("99_fixture", LATE)
+        assert late.total_seconds_late == pytest.approx(2 * 86400 + 3600)
+        full = cli["good"]["score"]
+        assert late.score == full  # nbgrader keeps the raw score and the penalty apart
+        assert late.late_submission_penalty == pytest.approx(0.3 * full)  # 3 started days
+        assert gb.find_submission("99_fixture", "good").late_submission_penalty in (0, None)
+    with open(course / "grades.csv") as f:
+        row = next(r for r in csv.DictReader(f) if r["student_id"] == LATE)
+    assert float(row["late_submission_penalty"]) == pytest.approx(0.3 * full)
+    assert float(row["score"]) == pytest.approx(0.7 * full)  # what the export hands on
 
 
 def test_feedback_names_the_mistake_and_hides_the_hidden_tests(classroom):
