@@ -104,12 +104,8 @@ def require_browser() -> None:
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterLab]:
     require_browser()
     tmp = tmp_path_factory.mktemp("browser")
-    server = JupyterLab(copy_course(tmp / "course"), tmp / "home")
-    server.start()
-    try:
+    with JupyterLab(copy_course(tmp / "course"), tmp / "home") as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

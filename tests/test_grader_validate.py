@@ -37,12 +37,8 @@ CLICK_S = 300  # generous for a loaded 2-core machine; the figure is benchmarks/
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterLab]:
     tmp = tmp_path_factory.mktemp("validate")
-    lab = JupyterLab(copy_course(tmp / "course"), tmp / "home")
-    lab.start()
-    try:
+    with JupyterLab(copy_course(tmp / "course"), tmp / "home") as lab:
         yield lab
-    finally:
-        lab.stop()
 
 
 def post(lab: JupyterLab, path: str, *, as_argument: bool = False) -> tuple[int, Any]:

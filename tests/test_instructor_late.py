@@ -86,3 +86,12 @@ def test_extensions_reach_the_gradebook(tmp_path, monkeypatch):
                               "--db", f"sqlite:///{tmp_path / 'none.db'}"], cwd=ROOT,
                              capture_output=True, text=True, timeout=120, check=False)
     assert missing.returncode == 2 and "no gradebook at" in missing.stderr
+
+
+def test_extend_uses_the_gradebook_nbgrader_uses(monkeypatch):
+    from grader.instructor.late import default_gradebook_url
+
+    monkeypatch.delenv("LOSSOPT_GRADEBOOK_URL", raising=False)
+    assert default_gradebook_url() == f"sqlite:///{ROOT / 'gradebook.db'}"
+    monkeypatch.setenv("LOSSOPT_GRADEBOOK_URL", "postgresql://grader@db.example.org/lossopt")
+    assert default_gradebook_url() == "postgresql+psycopg://grader@db.example.org/lossopt"

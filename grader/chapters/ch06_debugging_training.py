@@ -39,6 +39,19 @@ def _random_grads(rng: np.random.Generator, none: bool = True) -> list[Any]:
     return out
 
 
+def _given(case: Case, items: list[Any]) -> Any:
+    """What the answer is called with: the list, a generator over it, or its single tensor."""
+    if case.args.get("single"):
+        return items[0]
+    return iter(items) if case.args.get("gen") else items
+
+
+def _grads_after(params: list[torch.Tensor]) -> Outputs:
+    """Each parameter's gradient after the call (NaN where it has none)."""
+    return {f"grad{i}": np.array(np.nan) if p.grad is None else p.grad.detach().numpy().copy()
+            for i, p in enumerate(params)}
+
+
 def _plain(value: Any, what: str) -> Outputs:
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"{what} must be a torch.Tensor (torch returns a 0-d tensor), got {type(value).__name__}")
@@ -46,8 +59,8 @@ def _plain(value: Any, what: str) -> Outputs:
 
 
 class GetTotalNorm(Exercise):
-    name = grade_id = "get_total_norm"
-    grade_id = "get_total_norm"
+    name = "get_total_norm"
+    grade_id = "test_get_total_norm"
     points = 2.0
     rtol, atol = 1e-6, 1e-12
     forbidden = ("torch.nn.utils.get_total_norm", "torch.nn.utils.clip_grad_norm_", "torch._foreach_norm")
@@ -72,9 +85,7 @@ class GetTotalNorm(Exercise):
         return cases
 
     def run(self, impl: Any, case: Case) -> Outputs:
-        ts = [g for g in _grads(case)]
-        arg: Any = ts[0] if case.args.get("single") else (iter(ts) if case.args.get("gen") else ts)
-        return _plain(impl(arg, case.args["norm_type"], error_if_nonfinite=case.args.get("err", False)), "the total norm")
+        return _plain(impl(_given(case, _grads(case)), case.args["norm_type"], error_if_nonfinite=case.args.get("err", False)), "the total norm")
 
     def torch_reference(self) -> Any:
         return tnu.get_total_norm
@@ -82,7 +93,7 @@ class GetTotalNorm(Exercise):
 
 class ClipGradNorm(Exercise):
     name = "clip_grad_norm_"
-    grade_id = "clip_grad_norm_"
+    grade_id = "test_clip_grad_norm_"
     points = 3.0
     rtol, atol = 1e-6, 1e-12
     forbidden = ("torch.nn.utils.clip_grad_norm_", "torch.nn.utils.clip_grads_with_norm_", "torch._foreach_mul_")
@@ -105,11 +116,9 @@ class ClipGradNorm(Exercise):
 
     def run(self, impl: Any, case: Case) -> Outputs:
         ps = _params(case)
-        arg: Any = ps[0] if case.args.get("single") else (iter(ps) if case.args.get("gen") else ps)
-        out = _plain(impl(arg, case.args["max_norm"], case.args.get("norm_type", 2.0)), "the returned norm")
-        for i, p in enumerate(ps):
-            out[f"grad{i}"] = np.array(np.nan) if p.grad is None else p.grad.detach().numpy().copy()
-        return out
+        out = _plain(impl(_given(case, ps), case.args["max_norm"], case.args.get("norm_type", 2.0)),
+                     "the returned norm")
+        return {**out, **_grads_after(ps)}
 
     def torch_reference(self) -> Any:
         return tnu.clip_grad_norm_
@@ -117,7 +126,7 @@ class ClipGradNorm(Exercise):
 
 class ClipGradValue(Exercise):
     name = "clip_grad_value_"
-    grade_id = "clip_grad_value_"
+    grade_id = "test_clip_grad_value_"
     points = 2.0
     rtol, atol = 0.0, 0.0
     forbidden = ("torch.nn.utils.clip_grad_value_", "torch._foreach_clamp_min_", "torch._foreach_clamp_max_")
@@ -135,12 +144,8 @@ class ClipGradValue(Exercise):
 
     def run(self, impl: Any, case: Case) -> Outputs:
         ps = _params(case)
-        arg: Any = ps[0] if case.args.get("single") else (iter(ps) if case.args.get("gen") else ps)
-        ret = impl(arg, case.args["clip"])
-        out: Outputs = {"returns None": np.array(ret is None)}
-        for i, p in enumerate(ps):
-            out[f"grad{i}"] = np.array(np.nan) if p.grad is None else p.grad.detach().numpy().copy()
-        return out
+        ret = impl(_given(case, ps), case.args["clip"])
+        return {"returns None": np.array(ret is None), **_grads_after(ps)}
 
     def torch_reference(self) -> Any:
         return tnu.clip_grad_value_

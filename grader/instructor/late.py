@@ -63,12 +63,15 @@ class PercentLatePenalty(BasePlugin):
 
 
 def default_gradebook_url() -> str:
-    """The gradebook nbgrader_config.py uses: LOSSOPT_GRADEBOOK_URL, else the course's SQLite."""
-    import os
+    """The gradebook nbgrader uses for this course: the URL nbgrader_config.py settles on
+    (LOSSOPT_GRADEBOOK_URL, with its driver and password rules), else nbgrader's default SQLite
+    file in the course directory."""
+    from traitlets.config.loader import PyFileConfigLoader
 
     from grader.core.course import ROOT
 
-    return os.environ.get("LOSSOPT_GRADEBOOK_URL", "").strip() or f"sqlite:///{ROOT / 'gradebook.db'}"
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(ROOT)).load_config()
+    return config.CourseDirectory.get("db_url") or f"sqlite:///{ROOT / 'gradebook.db'}"
 
 
 def extend(url: str, assignment: str, student: str, *, days: float = 0, hours: float = 0,
