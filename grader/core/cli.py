@@ -61,14 +61,20 @@ def parser() -> argparse.ArgumentParser:
     common(val)
     val.add_argument("notebooks", nargs=1, metavar="NOTEBOOK")
 
-    rep = sub.add_parser("report", help="what the class got wrong, from a folder of --json "
-                                        "results")
-    rep.add_argument("results", type=Path, metavar="FOLDER",
-                     help="folder of `python -m grader autograde --json` documents")
+    rep = sub.add_parser("report", help="what the class got wrong: from the gradebook, or a "
+                                        "folder of --json results",
+                         description="For each exercise and facet, how many students earned it "
+                                     "and the diagnoses ranked by how many students they hit; a "
+                                     "score histogram per chapter. Reads nbgrader's gradebook and "
+                                     "the autograded notebooks, or FOLDER when given.")
+    rep.add_argument("results", type=Path, metavar="FOLDER", nargs="?",
+                     help="folder of `python -m grader autograde --json` documents (default: "
+                          "the gradebook)")
     rep.add_argument("--assignment", metavar="NAME", help="only this chapter's results")
     rep.add_argument("--json", action="store_true", help="print one JSON document")
     rep.add_argument("--html", type=Path, metavar="OUT",
                      help="also write the report as one HTML page with plots to OUT")
+    instructor_paths(rep)
 
     ext = sub.add_parser("extend", help="give a student more time for an assignment (the "
                                         "late penalty counts from the extended due date)")
@@ -79,7 +85,71 @@ def parser() -> argparse.ArgumentParser:
     ext.add_argument("--remove", action="store_true", help="take the extension back")
     ext.add_argument("--db", metavar="URL", help="gradebook URL (default: LOSSOPT_GRADEBOOK_URL, "
                                                  "else the course's gradebook.db)")
+
+    sim = sub.add_parser("similar", help="pairs of students whose answer cells are similar "
+                                         "(template code discounted), side by side in HTML",
+                         description="Compares the answer cells of every collected submission "
+                                     "(submitted/*/ASSIGNMENT/*.ipynb), or of the notebooks under "
+                                     "FOLDER, by winnowed token fingerprints (identifiers and "
+                                     "literals normalised, the released template's code and "
+                                     "idioms common to the class removed). Offline.")
+    sim.add_argument("target", metavar="ASSIGNMENT|FOLDER",
+                     help="a chapter (its collected submissions) or a folder of notebooks")
+    sim.add_argument("--assignment", metavar="NAME",
+                     help="the chapter of the notebooks in FOLDER (default: from their names)")
+    sim.add_argument("--threshold", type=fraction, default=0.5, metavar="X",
+                     help="report pairs whose similarity is at least X, 0-1 (default: "
+                          "%(default)s)")
+    sim.add_argument("--min-fingerprints", type=int, default=8, metavar="N",
+                     help="ignore submissions with fewer fingerprints of their own "
+                          "(default: %(default)s)")
+    sim.add_argument("--max-share", type=fraction, default=0.5, metavar="X",
+                     help="ignore code found in more than this share of the class "
+                          "(default: %(default)s)")
+    sim.add_argument("--json", action="store_true", help="print one JSON document")
+    sim.add_argument("--html", type=Path, metavar="OUT",
+                     help="write the pairs side by side, matches highlighted, to OUT")
+    sim.add_argument("--course", type=Path, default=None, metavar="DIR",
+                     help="the course directory (default: this repository)")
+
+    reg = sub.add_parser("regrade", help="grade every collected submission again after a fix "
+                                         "to a check; say whose score changed and why",
+                         description="Re-grades submitted/*/ASSIGNMENT/*.ipynb with the seed of "
+                                     "their previous grading, prints each changed score with its "
+                                     "old and new facets, appends the changes to a log, and "
+                                     "(unless --dry-run) updates the gradebook and the "
+                                     "autograded notebooks.")
+    reg.add_argument("assignment", metavar="ASSIGNMENT")
+    reg.add_argument("--dry-run", action="store_true",
+                     help="only say what would change; write nothing but the log")
+    reg.add_argument("--seed", type=int, metavar="N",
+                     help="seed of the hidden cases (default: each submission's previous one)")
+    reg.add_argument("--jobs", type=int, default=0, metavar="N",
+                     help="notebooks graded at once (default: the number of cores)")
+    reg.add_argument("--timeout", type=positive, default=Limits.timeout, metavar="SECONDS",
+                     help="time limit per exercise check and per cell (default: %(default)s)")
+    reg.add_argument("--log", type=Path, metavar="FILE",
+                     help="where to append the changes (default: regrade.log in the course)")
+    reg.add_argument("--json", action="store_true", help="print one JSON document")
+    instructor_paths(reg)
     return top
+
+
+def instructor_paths(p: argparse.ArgumentParser) -> None:
+    """--course and --db of the instructor's commands."""
+    p.add_argument("--course", type=Path, default=None, metavar="DIR",
+                   help="the course directory, with autograded/ and submitted/ (default: this "
+                        "repository)")
+    p.add_argument("--db", metavar="URL", help="gradebook URL (default: LOSSOPT_GRADEBOOK_URL, "
+                                               "else the course's gradebook.db)")
+
+
+def fraction(text: str) -> float:
+    """An argparse type: a number from 0 to 1."""
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
+    return value
 
 
 def course_root(notebooks: list[str]) -> Path:
@@ -122,18 +192,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = parser().parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="grader: %(message)s")
-    if args.command == "report":
-        from grader.instructor import report as class_report
-        try:
-            summary = class_report.aggregate(class_report.load(args.results), args.assignment)
-        except (FileNotFoundError, ValueError) as exc:
-            print(f"python -m grader report: error: {exc}", file=sys.stderr)
-            return 2
-        print(json.dumps(summary, indent=1) if args.json else class_report.text(summary))
-        if args.html:
-            args.html.write_text(class_report.page(summary), encoding="utf-8")
-            print(f"the report with its plots: {args.html}", file=sys.stderr)
-        return 0
+    if args.command in ("report", "similar", "regrade"):
+        from grader.instructor import commands
+
+        return getattr(commands, args.command)(args)
     if args.command == "extend":
         return extend_command(args)
     course = Course(args.course or course_root(args.notebooks))

@@ -1,11 +1,10 @@
-"""What the class got wrong: facet earned counts and ranked diagnoses over ``--json`` results.
+"""What the class got wrong: facet earned counts and ranked diagnoses over the graded submissions.
 
-Reads a folder of ``python -m grader autograde --json`` documents (each a list of notebook
-results). It gives the numbers (``--json``: per exercise and facet, diagnoses with counts and up
+Reads the gradebook and the autograded notebooks (:mod:`grader.instructor.gradebook`), or a folder
+of ``python -m grader autograde --json`` documents (each a list of notebook results). It gives the numbers (``--json``: per exercise and facet, diagnoses with counts and up
 to three anonymised example messages; score counts per chapter), a text summary, and an HTML page
 (``--html``) with a histogram of scores per chapter and a bar chart of each exercise's facets,
-embedded as PNG, for an instructor to open or project in class. Reading the gradebook directly is
-not built yet.
+embedded as PNG, for an instructor to open or project in class.
 """
 
 from __future__ import annotations
@@ -77,8 +76,10 @@ def diagnosis(facet: dict[str, Any]) -> str:
 
 
 def anonymise(message: str, res: dict[str, Any]) -> str:
-    """``message`` with the student's notebook path and its parts replaced by ``<student>``."""
-    for part in sorted({res.get("notebook", ""), *Path(res.get("notebook", "")).parts},
+    """``message`` with the student's notebook path and its parts, and the student's id,
+    replaced by ``<student>``."""
+    for part in sorted({res.get("notebook", ""), *Path(res.get("notebook", "")).parts,
+                        str(res.get("student") or "")},
                        key=len, reverse=True):
         if len(part) > 2:
             message = message.replace(part, "<student>")
