@@ -80,3 +80,11 @@ c.PercentLatePenalty.percent = 10.0
 c.PercentLatePenalty.period = "day"  # or "hour"
 c.PercentLatePenalty.cap = 50.0
 c.PercentLatePenalty.grace_minutes = 0.0
+
+# --- The LMS (grader/instructor/lms.py). `nbgrader zip_collect ASSIGNMENT` reads the archive an LMS
+# gives for "download all submissions" (put it in downloaded/ASSIGNMENT/archive/): Canvas's file
+# names by default; for Moodle's, use "grader.instructor.lms.MoodleCollector". Students are found
+# in the gradebook by their lms_user_id (`nbgrader db student add ID --lms-user-id=...`).
+# Grades out: `nbgrader export --exporter=grader.instructor.lms.CanvasExport --to canvas.csv` (or
+# MoodleExport), assignments renamed by lms_assignments.json in the course directory.
+c.ZipCollectApp.collector_plugin = "grader.instructor.lms.CanvasCollector"
