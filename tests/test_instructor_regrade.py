@@ -132,3 +132,18 @@ def test_clear_errors(tmp_path):
     out = run([*cmd, NB, "--course", str(course)], ROOT,
               {**__import__("os").environ, "LOSSOPT_GRADER_PATH": str(FIXTURES / "chapters")})
     assert out.returncode == 2 and "no collected submissions of '99_fixture'" in out.stderr
+
+
+def test_the_report_reads_what_nbgrader_autograde_left(regraded, capsys, monkeypatch):
+    from grader.core.cli import main
+
+    course, *_ = regraded
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:{__import__('os').environ['PATH']}")
+    monkeypatch.delenv("LOSSOPT_GRADEBOOK_URL", raising=False)
+    assert main(["report", "--course", str(course), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    mse = doc["exercises"]["test_mse_loss"]
+    assert sum(f["earned"] for f in mse.values()) >= 1
+    said = {d["diagnosis"] for f in mse.values() for d in f["diagnoses"]}
+    assert "reduction='mean' divides the sum by the number of elements" in said
+    assert sum(doc["score_histograms"][NB].values()) == 3
