@@ -1,4 +1,5 @@
-"""Command line of the grading core: ``python -m grader autograde|validate``.
+"""Command line of the grading core: ``python -m grader autograde|validate``, and the
+instructor's ``report|similar|regrade|extend`` (grader/instructor/, docs/instructor-guide.md).
 
 ``autograde`` grades submitted notebooks (no exchange, no gradebook); ``validate`` gives a learner
 the verdict of the public checks on their own notebook. Results go to stdout (one JSON document
