@@ -9,6 +9,10 @@ changes in all. It prints the median and maximum redraw time of those changes, t
 landscape switches (which also redraw the contours), and, for comparison, one full redraw with
 ``plot_trajectories`` and ``savefig``. The target is 100 ms per slider change; the script prints
 the figures and flags a miss, it does not fail (speed is measured, not tested).
+
+Then the same for chapter 5's schedule explorer (``lossopt_helpers.schedules``), with torch's
+schedulers beside a second copy standing in for the learner's: on every schedule it moves the
+number of steps, the initial lr and each of that schedule's own sliders once (about 30 changes).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from lossopt_helpers.plots import landscape_grid, plot_trajectories  # noqa: E402
+from lossopt_helpers.schedules import KINDS, TORCH_CLASSES, explore_schedules  # noqa: E402
 from lossopt_helpers.widgets import explore  # noqa: E402
 
 BUDGET_MS = 100.0
@@ -87,7 +92,42 @@ def main(argv: list[str]) -> int:
           f"  max {max(switches):6.1f} ms  (these also redraw the contours)")
     print(f"for comparison, plot_trajectories + savefig with a precomputed grid: "
           f"median {statistics.median(full):.0f} ms")
+    schedule_explorer()
     return 0
+
+
+def schedule_explorer() -> None:
+    """Time chapter 5's schedule explorer: every schedule, its own sliders moved once each."""
+    start = time.perf_counter()
+    explorer = explore_schedules(yours=dict(TORCH_CLASSES), steps=100)
+    built_ms = (time.perf_counter() - start) * 1e3
+    changes: list[float] = []
+    switches: list[float] = []
+    for round_, kind in enumerate(KINDS):
+        explorer.kind.value = kind
+        switches.append(explorer.last_redraw_s * 1e3)
+        moves = [(explorer.steps, 100 + 7 * (round_ + 1)),
+                 (explorer.lr, explorer.lr.value * 1.5 if round_ % 2 else explorer.lr.value / 1.5)]
+        for name in KINDS[kind][1]:
+            control = explorer.controls[name]
+            if hasattr(control, "options"):
+                options = list(control.options)
+                value = options[(options.index(control.value) + 1) % len(options)]
+            elif hasattr(control, "base"):
+                value = control.value * 1.5
+            else:
+                value = control.value + control.step * (1 if control.value < control.max else -1)
+            moves.append((control, value))
+        for control, value in moves:
+            control.value = value
+            changes.append(explorer.last_redraw_s * 1e3)
+    median, worst = statistics.median(changes), max(changes)
+    print(f"schedule explorer built in {built_ms:.0f} ms; torch's and 'your' schedule drawn, "
+          f"100-300 steps")
+    print(f"slider changes:      {len(changes):3d}  median {median:6.1f} ms  max {worst:6.1f} ms"
+          f"  (budget {BUDGET_MS:.0f} ms){'' if worst <= BUDGET_MS else '  OVER BUDGET'}")
+    print(f"schedule switches:   {len(switches):3d}  median {statistics.median(switches):6.1f} ms"
+          f"  max {max(switches):6.1f} ms")
 
 
 if __name__ == "__main__":

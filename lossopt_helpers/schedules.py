@@ -6,14 +6,17 @@
 
 The widget follows the design of :mod:`lossopt_helpers.widgets`: an Agg figure sent as a PNG to an
 ``ipywidgets.Image`` (no JupyterLab extension needed; a test can compare the bytes), sliders with
-``continuous_update=False``. A schedule is a few hundred scalars, so every redraw simply recomputes
-both traces and redraws the whole (small) figure.
+``continuous_update=False``. A schedule is a few hundred scalars, cheap to recompute; what costs is
+drawing the axes (ticks and their labels). So the axes are drawn once per schedule, number of steps
+and *rounded* y range, kept as a bitmap, and a redraw only paints the curves over it (matplotlib
+"blitting"); the y limits snap to round values so that most slider moves keep them.
 """
 
 from __future__ import annotations
 
 import html
 import io
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -225,7 +228,8 @@ class ScheduleExplorer(widgets.VBox):
         self._lr_ax, self._mom_ax = self._figure.subplots(1, 2)
         self._figure.subplots_adjust(left=0.08, right=0.98, bottom=0.14, top=0.9, wspace=0.25)
         self._lines = {
-            (who, panel): ax.plot([], [], style_, color=color, linewidth=lw, label=label)[0]
+            (who, panel): ax.plot([], [], style_, color=color, linewidth=lw, label=label,
+                                  animated=True)[0]
             for who, style_, color, lw, label in (("torch", "-", "tab:blue", 2.5, "torch"),
                                                   ("yours", "--", "tab:orange", 1.5, "yours"))
             for panel, ax in (("lr", self._lr_ax), ("momentum", self._mom_ax))
@@ -234,6 +238,9 @@ class ScheduleExplorer(widgets.VBox):
         self._mom_ax.set(xlabel="step", ylabel="momentum (group 0)", title="momentum")
         for ax in (self._lr_ax, self._mom_ax):
             ax.grid(alpha=0.3)
+        self._lr_ax.legend(loc="upper right", fontsize=8)
+        self._background: Any = None
+        self._background_key: tuple | None = None
         super().__init__([
             widgets.HBox([widgets.VBox([self.kind, self.lr, self.momentum, self.steps]),
                           widgets.VBox(list(self.controls.values())[:8]),
@@ -300,17 +307,50 @@ class ScheduleExplorer(widgets.VBox):
                       for a, b in zip(self.traces["torch"], self.traces["yours"]))
             verdict = "same as torch's" if gap <= 1e-9 else "DIFFERS from torch's"
             lines.append(f"<b>yours</b>: {verdict} (largest gap {gap:.2g})")
-        for ax in (self._lr_ax, self._mom_ax):
-            ax.relim()
-            ax.autoscale_view()
-            ax.set_xlim(0, max(int(self.steps.value) - 1, 1))
-        self._lr_ax.legend(loc="upper right", fontsize=8)
-        self._lr_ax.set_title(f"learning rate: {self.kind.value}", fontsize=10)
-        self._canvas.draw()
+        lrs = [v for lrs, _ in self.traces.values() for v in lrs]
+        moms = [v for _, moms in self.traces.values() for v in moms]
+        key = (self.kind.value, int(self.steps.value), _nice_range(lrs, 0.0), _nice_range(moms, 0.05))
+        if key != self._background_key:
+            self._lr_ax.set_xlim(0, max(key[1] - 1, 1))
+            self._mom_ax.set_xlim(0, max(key[1] - 1, 1))
+            self._lr_ax.set_ylim(*key[2])
+            self._mom_ax.set_ylim(*key[3])
+            self._lr_ax.set_title(f"learning rate: {self.kind.value}", fontsize=10)
+            self._canvas.draw()  # everything but the (animated) curves
+            self._background = self._canvas.copy_from_bbox(self._figure.bbox)
+            self._background_key = key
+        self._canvas.restore_region(self._background)
+        for (who, panel), line in self._lines.items():
+            if who in self.traces:
+                (self._lr_ax if panel == "lr" else self._mom_ax).draw_artist(line)
         self.image.value = _png(self._canvas)
         self.legend.value = "<br>".join(lines)
         self.last_redraw_s = time.perf_counter() - begin
         return self.last_redraw_s
+
+
+def _nice_range(values: Sequence[float], step: float) -> tuple[float, float]:
+    """Axis limits around ``values`` that snap to round numbers, so that small changes keep them.
+
+    With ``step == 0`` (learning rates): from 0 (or a round negative value) up to the next of
+    1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8 times a power of ten above 5% headroom. Otherwise
+    (momentums): the multiples of ``step`` around the values.
+    """
+    if not values:
+        return (0.0, 1.0)
+    low, high = float(min(values)), float(max(values))
+    if step:
+        return (math.floor((low - step / 5) / step) * step, math.ceil((high + step / 5) / step) * step)
+
+    def ceil_nice(x: float) -> float:
+        if x <= 0:
+            return 1.0
+        power = 10.0 ** math.floor(math.log10(x))
+        return next(m * power for m in (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10) if m * power >= x)
+
+    top = ceil_nice(1.05 * high) if high > 0 else 1.0
+    bottom = 0.0 if low >= 0 else -ceil_nice(-1.05 * low)
+    return (bottom, top)
 
 
 def _layout() -> widgets.Layout:
