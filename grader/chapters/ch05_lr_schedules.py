@@ -58,6 +58,10 @@ TOL = {"rtol": 1e-9, "atol": 1e-12}
 EXACT = {"rtol": 0.0, "atol": 0.0}
 PATH = "torch.optim.lr_scheduler"
 MISSING = "missing"
+# Output names as a learner reads them in a message: row 0 is after the constructor, row t after
+# the t-th step(); one column per param group.
+LR, LAST = "param_groups' lr [step, group]", "get_last_lr() [step, group]"
+MOM = "momentum or betas[0] [step, group]"
 
 
 def own_methods(name: str) -> tuple[str, ...]:
@@ -251,12 +255,12 @@ def run_trace(cls: Any, a: dict[str, Any]) -> Outputs:
             optimizer.load_state_dict(saved)
             scheduler.load_state_dict(copy.deepcopy(a["load"]) if a.get("load") is not None
                                       else sd)
-    out.update({"lr": lrs, "get_last_lr()": last})
+    out.update({LR: lrs, LAST: last})
     if a.get("momentum"):
-        out["momentum (or betas[0])"] = moms
-    if a.get("ends"):
-        out["exception raised while stepping"] = np.array(raised)
-        out["at step"] = np.array(raised_at)
+        out[MOM] = moms
+    if a.get("ends"):  # first, so that a message names the exception before the lrs
+        out = {"exception raised while stepping": np.array(raised),
+               "at step": np.array(raised_at), **out}
     return out
 
 
@@ -276,7 +280,7 @@ def run_plateau(cls: Any, a: dict[str, Any]) -> Outputs:
         scheduler.step(torch.tensor(metric, dtype=torch.float64) if a.get("tensor") else metric)
         lrs[t + 1] = read_groups(optimizer, "lr")
         last[t + 1] = numbers(scheduler.get_last_lr(), "get_last_lr()")
-    out = {"lr": lrs, "get_last_lr()": last}
+    out = {LR: lrs, LAST: last}
     if a.get("state_keys"):
         out.update(state_outputs(scheduler.state_dict(), a["state_keys"]))
     return out
@@ -325,7 +329,7 @@ def run_sequential(cls: Any, a: dict[str, Any]) -> Outputs:
             scheduler = cls(optimizer, inner(optimizer), milestones=list(a["milestones"]))
             optimizer.load_state_dict(saved)
             scheduler.load_state_dict(copy.deepcopy(a["load"]))
-    out.update({"lr": lrs, "get_last_lr()": last})
+    out.update({LR: lrs, LAST: last})
     return out
 
 
