@@ -1341,6 +1341,9 @@ class ReduceLROnPlateauExercise(ScheduleExercise):
             c("abs threshold, metrics on the bar", THRESHOLD,
               {"patience": 1, "threshold": 0.5, "threshold_mode": "abs"},
               metrics=[10.0, 9.5, 9.4, 8.0, 7.5, 7.4, 7.1, 6.0, 5.8], public=public),
+            c("max mode, abs threshold, metrics on the bar", THRESHOLD,
+              {"mode": "max", "patience": 1, "threshold": 0.5, "threshold_mode": "abs"},
+              metrics=[1.0, 1.5, 1.9, 2.5, 2.6, 2.7, 3.5, 3.6, 3.7], public=public),
             c("negative metrics getting worse, rel 10 % (torch counts them as better)",
               THRESHOLD, {"patience": 1, "threshold": 0.1},
               metrics=[-10.0, -9.5, -9.2, -9.0, -8.5, -8.0], public=public),
@@ -1497,7 +1500,9 @@ def lr_find_model(*bugs: str) -> Callable[..., Any]:
 
         for i in range(num_iter):
             lr = lr_at(i)
-            for group in optimizer.param_groups:
+            groups = optimizer.param_groups[:1] if "first_group_only" in bugs \
+                else optimizer.param_groups
+            for group in groups:
                 group["lr"] = lr
             try:
                 inputs, targets = next(batches)
@@ -1559,10 +1564,15 @@ def model_and_optimizer_state(net: torch.nn.Module, optimizer: Any) -> Outputs:
 
 def run_lr_find(impl: Any, a: dict[str, Any]) -> Outputs:
     net = make_mlp(a)
+    params: Any = net.parameters()
+    if a.get("two_groups"):  # the first layer in a group of its own, with its own lr
+        first = list(net[0].parameters())
+        rest = [p for p in net.parameters() if all(p is not q for q in first)]
+        params = [{"params": first, "lr": 3e-3}, {"params": rest}]
     if a["opt"] == "Adam":
-        optimizer: Any = torch.optim.Adam(net.parameters(), lr=1e-3)
+        optimizer: Any = torch.optim.Adam(params, lr=1e-3)
     else:
-        optimizer = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.9)
+        optimizer = torch.optim.SGD(params, lr=1e-3, momentum=0.9)
     loader = [(torch.from_numpy(np.array(x, copy=True)), torch.from_numpy(np.array(y, copy=True)))
               for x, y in a["batches"]]
     loss_fn = torch.nn.MSELoss()
@@ -1615,7 +1625,7 @@ class LrFindExercise(ScheduleExercise):
 
     def case(self, label: str, facet: str, kwargs: dict[str, Any],  # type: ignore[override]
              rng: np.random.Generator, *, opt: str = "SGD", n_batches: int = 6,
-             batchnorm: bool = False, public: bool = False) -> Case:
+             batchnorm: bool = False, two_groups: bool = False, public: bool = False) -> Case:
         d, h, size = 3, 4, 8
         dims = [(h, d), (h,)] + ([(h,), (h,)] if batchnorm else []) + [(1, h), (1,)]
         weights = [rng.normal(0.0, 0.5, s) for s in dims]
@@ -1625,8 +1635,10 @@ class LrFindExercise(ScheduleExercise):
             x = rng.normal(0.0, 1.0, (size, d))
             batches.append((x, np.tanh(x @ w_true) + rng.normal(0.0, 0.1, (size, 1))))
         a = {"d": d, "h": h, "weights": weights, "batches": batches, "opt": opt, "warm": 2,
-             "batchnorm": batchnorm, "kwargs": dict(kwargs), "facet": facet}
+             "batchnorm": batchnorm, "two_groups": two_groups, "kwargs": dict(kwargs),
+             "facet": facet}
         call = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        opt = f"{opt} with 2 param groups" if two_groups else opt
         text = (f"{label}: lr_find(model, MSELoss(), {opt}, loader of {n_batches} batches"
                 f"{', ' if call else ''}{call}); MLP 3-4-1{' with BatchNorm' if batchnorm else ''}"
                 " in float64")
@@ -1648,6 +1660,9 @@ class LrFindExercise(ScheduleExercise):
             c("smooth_f and diverge_th", SWEEP,
               {"start_lr": 1e-4, "end_lr": 50.0, "num_iter": num, "smooth_f": 0.3,
                "diverge_th": 2}, rng, opt="Adam", public=public),
+            c("two param groups: every group gets the sweep's lr", SWEEP,
+              {"start_lr": 1e-3, "end_lr": 30.0, "num_iter": num}, rng, two_groups=True,
+              public=public),
             c("SGD with momentum", RESTORE, {"start_lr": 1e-3, "end_lr": 10.0, "num_iter": 20},
               rng, public=public),
             c("Adam (moments and step counts)", RESTORE,
@@ -1655,6 +1670,8 @@ class LrFindExercise(ScheduleExercise):
               public=public),
             c("BatchNorm's running statistics", RESTORE, {"num_iter": 15}, rng, batchnorm=True,
               opt="Adam", public=public),
+            c("two param groups with their own lrs", RESTORE, {"num_iter": 10}, rng,
+              two_groups=True, public=public),
         ]
         return cases
 
@@ -1865,6 +1882,8 @@ LR_FIND_MISTAKES = (
        lr_find_model("lr_after_step"), SWEEP),
     _m("raw_loss_stop", "the stop test uses the raw loss: compare the smoothed loss with "
        "diverge_th times the best smoothed loss", lr_find_model("raw_loss_stop"), SWEEP),
+    _m("first_group_only", "only the first param group gets the sweep's lr: set it in every "
+       "group", lr_find_model("first_group_only"), SWEEP),
     _m("optimizer_not_restored", "the optimizer's state (momentum buffers, Adam's moments and "
        "step counts) is not restored: save optimizer.state_dict() and load it back",
        lr_find_model("optimizer_not_restored"), RESTORE),

@@ -784,8 +784,11 @@ def _lr_find_with(bug):
                 lr = start_lr + (end_lr - start_lr) * i / (num_iter - 1)
             else:
                 lr = start_lr * (end_lr / start_lr) ** (i / (num_iter - 1))
-            for g in optimizer.param_groups:
-                g["lr"] = lr
+            if bug == "one group":
+                optimizer.param_groups[0]["lr"] = lr
+            else:
+                for g in optimizer.param_groups:
+                    g["lr"] = lr
             x, y = next(data)
             optimizer.zero_grad()
             loss = loss_fn(model(x), y)
@@ -833,6 +836,13 @@ def lr_find_raw_stop(model, loss_fn, optimizer, loader, start_lr=1e-7, end_lr=10
                      smooth_f=0.05, diverge_th=5):
     return _lr_find_with("raw")(model, loss_fn, optimizer, loader, start_lr, end_lr,
                                 num_iter, smooth_f, diverge_th)
+
+
+@wrong("lr_find", "first_group_only", "sweep")
+def lr_find_first_group(model, loss_fn, optimizer, loader, start_lr=1e-7, end_lr=10,
+                        num_iter=100, smooth_f=0.05, diverge_th=5):
+    return _lr_find_with("one group")(model, loss_fn, optimizer, loader, start_lr, end_lr,
+                                      num_iter, smooth_f, diverge_th)
 
 
 @wrong("lr_find", "optimizer_not_restored", "restore")
