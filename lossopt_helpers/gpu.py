@@ -11,7 +11,6 @@ CPU processes (127.0.0.1 only) and compares the update with one process on the w
 from __future__ import annotations
 
 import json
-import os
 import socket
 import time
 from collections.abc import Callable
@@ -237,18 +236,15 @@ def format_gpu_results(results: dict[str, Any]) -> str:
     lines = [f"device: {results['device']}   torch {results['torch']}   measured {results['date']}",
              f"model: {results['model']}",
              "",
-             f"{'configuration':34s} {'ms/step':>8s} {'speed-up':>8s} {'peak MiB':>9s} "
-             f"{'final loss':>10s}"]
+             f"{'configuration':42s} {'ms/step':>8s} {'speed-up':>8s} {'peak MiB':>9s} "
+             f"{'final loss':>10s} {'1st step ms':>11s}"]
     for row in results["runs"]:
-        lines.append(f"{row['name']:34s} {row['ms_per_step']:8.2f} {row['speedup']:7.2f}x "
-                     f"{row['peak_mib']:9.1f} {row['final_loss']:10.4f}")
+        lines.append(f"{row['name']:42s} {row['ms_per_step']:8.2f} {row['speedup']:7.2f}x "
+                     f"{row['peak_mib']:9.1f} {row['final_loss']:10.4f} {row['first_step_ms']:11.0f}")
     mm = results["matmul"]
     lines += ["", f"bf16 matmul {mm['n']}x{mm['n']}: {mm['tflops']:.1f} TFLOP/s achieved"
-              + (f", {mm['fraction_of_peak']:.0%} of the card's peak {mm['peak_tflops']:.0f} TFLOP/s"
+              + (f", {mm['fraction_of_peak']:.0%} of the card's datasheet peak "
+                 f"{mm['peak_tflops']:.0f} TFLOP/s (dense bf16)"
                  if mm.get("peak_tflops") else " (the card's peak is not known to the script)")]
     return "\n".join(lines)
 
-
-def _env_flag(name: str) -> bool:
-    """True when the environment variable ``name`` is set to 1/true/yes."""
-    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes"}

@@ -95,4 +95,4 @@ def test_a_file_in_the_benchmarks_format_is_read_and_formatted(tmp_path):
     assert loaded["device"] == "synthetic test device" and loaded["torch"] == torch.__version__
     assert [r["speedup"] for r in loaded["runs"]] == [1.0, 4.0]
     text = format_gpu_results(loaded)
-    assert "bf16 autocast" in text and "4.00x" in text and "80% of the card's peak" in text
+    assert "bf16 autocast" in text and "4.00x" in text and "80% of the card's datasheet peak" in text
