@@ -116,3 +116,14 @@ def test_progress_bar_only_on_a_terminal(monkeypatch, capsys):
     monkeypatch.setenv("LOSSOPT_PROGRESS", "0")
     assert list(progress.bar(range(2), 2, "y")) == [0, 1]
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("command, says", [("report", "diagnoses ranked"),
+                                           ("similar", "answer cells"),
+                                           ("regrade", "seed of"),
+                                           ("extend", "--days")])
+def test_each_instructor_command_has_help(command, says, capsys):
+    with pytest.raises(SystemExit) as done:
+        main([command, "--help"])
+    assert done.value.code == 0
+    assert says in " ".join(capsys.readouterr().out.split())
