@@ -184,7 +184,8 @@ def compare(subs: list[Submission], template: dict[str, str], *, keep: frozenset
                           "cells": matches(a, b, shared)})
     pairs.sort(key=lambda p: (-p["similarity"], p["students"]))
     return {"students": len(subs), "threshold": threshold, "k": k, "window": window,
-            "min_fingerprints": min_fingerprints, "ignored_common": len(common),
+            "min_fingerprints": min_fingerprints, "max_share": max_share,
+            "ignored_common": len(common),
             "pairs": pairs}
 
 
@@ -234,8 +235,9 @@ def page(doc: dict[str, Any], title: str = "Similar submissions") -> str:
              "pre{background:#f6f6f6;padding:.4em;font-size:85%;white-space:pre-wrap;}"
              ".m{background:#ffd966;}</style></head><body>",
              f"<h1>{esc(title)}</h1>",
-             f"<p>{doc['students']} submissions, answer cells only, template code and "
-             f"{doc['ignored_common']} fingerprints common to most of the class discounted. "
+             f"<p>{doc['students']} submissions, answer cells only; the template's code and "
+             f"{doc['ignored_common']} fingerprints found in more than {doc['max_share']:.0%} "
+             "of the class are discounted. "
              f"Pairs at or above {doc['threshold']:.0%} similarity (shared fingerprints over "
              "those of the shorter submission). Highlighted: lines in matching code. A high "
              "similarity is a reason to look, not a verdict.</p>"]
