@@ -195,8 +195,26 @@ def test_torch_disables_a_cuda_scaler_without_cuda_and_warns():
     assert not scaler.is_enabled() and scaler.get_scale() == 1.0
 
 
-def test_scaler_model_matches_torch_on_a_long_run():
-    # 40 steps, infs and NaNs, growth every 2 clean steps: scale and parameters bit for bit.
+def test_hidden_scaler_cases_cover_what_the_issue_lists():
+    labels = " | ".join(c.label for c in EXERCISES["GradScaler"].cases(hidden=True, seed=3))
+    for feature in ("fp16 CPU autocast", "bf16 CPU autocast", "two optimizers", "NaN", "-inf",
+                    "inf loss", "clip_grad_norm_", "accumulated", "2**126", "new_scale",
+                    "unscale_() then update() without step()", "unscale_ twice",
+                    "step twice", "unscale_ after step", "no inf checks", "state_dict()",
+                    "torch's state dict", "GradScaler('cuda') on a machine without CUDA",
+                    "enabled=False", "backoff_factor=0.3"):
+        assert feature in labels, feature
+
+
+def test_check_prints_the_report_and_returns_the_score(answers, capsys):
+    from grader.chapters.ch07_gpu_training import check
+
+    assert check("move_to", answers["move_to"]) == 2.0
+    assert "move_to: 2 / 2 points" in capsys.readouterr().out
+
+
+def test_scaler_model_matches_torch_on_every_training_script():
+    # Infs, NaNs, growth, new_scale, autocast, two optimizers: bit for bit or within tolerance.
     ex = EXERCISES["GradScaler"]
     for case in ex.cases(hidden=True, seed=4):
         if case.args["kind"] != "train":

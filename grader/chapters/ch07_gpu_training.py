@@ -30,7 +30,6 @@ on) and names the facet it costs, so that it is charged once.
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 import timeit
 import warnings
@@ -69,7 +68,8 @@ SCALING, SKIP, ERRORS, STATE, DISABLED = ("scale and unscale_", "skipping and up
                                           "state_dict", "disabled and unavailable device")
 AUTOCAST, CLIP, SCHED = "autocast and loss scaling", "clipping after unscale_", \
     "scheduler and skipped steps"
-WEIGHTED, BOUNDARIES, ACC_SCALER = "weighted accumulation", "step boundaries", "scaler and scheduler"
+WEIGHTED, BOUNDARIES, ACC_SCALER = ("weighted accumulation", "step boundaries",
+                                    "scaler and scheduler")
 MOVED, KEPT = "tensors moved", "types and non-tensors kept"
 SYNCED, WARMUP = "synchronised timing", "warmup and units"
 WEIGHTS, OPT_STATE = "weights and gradients", "optimizer state and AMP"
@@ -693,7 +693,8 @@ class GradScalerExercise(Ch7Exercise):
 
     def scaling_cases(self, rng: np.random.Generator, public: bool) -> list[Case]:
         t = self.train_args
-        values = {"kind": "values", "dtype": "float32", "options": {"init_scale": float(rng.choice([0.1, 3.0, 2.0**10]))},
+        init = float(rng.choice([0.1, 3.0, 2.0**10]))
+        values = {"kind": "values", "dtype": "float32", "options": {"init_scale": init},
                   "x": rng.normal(0.0, 1.0, (3,)).astype(np.float32)}
         cases = [
             Case(f"scale() of a tensor, nested lists/tuples, fp16 and bf16 tensors "
@@ -862,7 +863,8 @@ AMP_MISTAKES = (
      "cast inside the forward pass"),
     ("loss_outside_autocast", AUTOCAST,
      "the loss is computed outside the autocast block on float16 outputs: cross-entropy then runs "
-     "in float16 (returned loss float16); compute it inside, where autocast runs losses in float32"),
+     "in float16 (returned loss float16); compute it inside, where autocast runs losses in "
+     "float32"),
     ("clip_before_unscale", CLIP,
      "the gradients are clipped before unscale_: the clip sees the *scaled* gradients (norm times "
      "the scale), so the real gradients end up scale times smaller than max_norm; unscale_ first"),

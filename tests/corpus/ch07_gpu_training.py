@@ -27,7 +27,8 @@ SCALING, SKIP, ERRORS, STATE, DISABLED = ("scale and unscale_", "skipping and up
                                           "state_dict", "disabled and unavailable device")
 AUTOCAST, CLIP, SCHED = ("autocast and loss scaling", "clipping after unscale_",
                          "scheduler and skipped steps")
-WEIGHTED, BOUNDARIES, ACC_SCALER = "weighted accumulation", "step boundaries", "scaler and scheduler"
+WEIGHTED, BOUNDARIES, ACC_SCALER = ("weighted accumulation", "step boundaries",
+                                    "scaler and scheduler")
 MOVED, KEPT = "tensors moved", "types and non-tensors kept"
 SYNCED, WARMUP = "synchronised timing", "warmup and units"
 WEIGHTS, OPT_STATE = "weights and gradients", "optimizer state and AMP"
@@ -45,7 +46,8 @@ class LearnerScaler:
                  growth_interval=2000, enabled=True):
         if enabled and device == "cuda" and not self.cuda_ok():
             if self.warn_when_disabled():
-                warnings.warn("CUDA is not available: this GradScaler is disabled", UserWarning)
+                warnings.warn("CUDA is not available: this GradScaler is disabled", UserWarning,
+                              stacklevel=2)
             enabled = False
         if enabled and not growth_factor > 1.0:
             raise AssertionError("growth_factor must be > 1")
