@@ -305,3 +305,12 @@ def test_answers_that_return_the_wrong_kind_of_thing_get_a_clear_message():
     assert "must be a number" in report
     _, _, report = scored("train_accumulated", lambda *a, **kw: None)
     assert "list of losses" in report
+
+
+def test_a_check_leaves_the_notebooks_random_stream_alone(answers):
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    for name in ("GradScaler", "amp_train_step", "train_accumulated"):
+        scored(name, answers[name])
+    assert torch.equal(torch.rand(3), expected)

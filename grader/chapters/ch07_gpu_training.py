@@ -151,6 +151,19 @@ class Ch7Exercise(Exercise):
         return (not case.public, len(str(case.args)), case.label)
 
 
+def own_rng(run: Callable[..., Outputs]) -> Callable[..., Outputs]:
+    """Run a script on its own seeded random stream: building ``nn.Linear`` layers draws from
+    torch's global generator, and a check must not move the learner's notebook stream."""
+
+    def wrapped(*args: Any, **kwargs: Any) -> Outputs:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            return run(*args, **kwargs)
+
+    wrapped.__name__, wrapped.__doc__ = run.__name__, run.__doc__
+    return wrapped
+
+
 def plain(value: Any, what: str) -> np.ndarray:
     """A number returned by the answer (int, float or 0-dim tensor) as a float64 array."""
     if type(value) is torch.Tensor and value.numel() == 1:
@@ -425,6 +438,7 @@ def flat_grads(params: list[torch.Tensor]) -> np.ndarray:
                             np.zeros(p.shape)).reshape(-1).astype(np.float64) for p in params])
 
 
+@own_rng
 def scaler_train(cls: Any, a: dict[str, Any], keep: dict[str, Any] | None = None,
                  load: dict[str, Any] | None = None) -> Outputs:
     """Train the script's model with scaler class ``cls``; per-step observations.
@@ -888,8 +902,8 @@ class LossWithSchedule:
         return loss
 
 
+@own_rng
 def amp_run(impl: Callable[..., Any], a: dict[str, Any]) -> Outputs:
-    torch.manual_seed(0)  # nothing random runs, but keep any stray use deterministic
     model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
     with torch.no_grad():
         for p, w in zip(model.parameters(), a["weights"], strict=True):
@@ -1044,8 +1058,8 @@ ACC_MISTAKES = (
 )
 
 
+@own_rng
 def acc_run(impl: Callable[..., Any], a: dict[str, Any]) -> Outputs:
-    torch.manual_seed(0)
     dtype = torch.float64
     if a["classify"]:
         model = torch.nn.Sequential(torch.nn.Linear(3, 5), torch.nn.Tanh(), torch.nn.Linear(5, 3))
