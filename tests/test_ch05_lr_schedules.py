@@ -328,3 +328,17 @@ def test_the_torch_facts_the_text_states():
             lrs.append(opt.param_groups[0]["lr"])
         assert lrs[3] == pytest.approx(0.0, abs=1e-12) and lrs[7] == pytest.approx(0.1)
     assert np.isfinite(lrs).all()
+
+
+@pytest.mark.parametrize("name", list(EXERCISES))
+def test_outputs_are_arrays_that_cross_the_wire(name):
+    """What ``run`` returns goes back from the sandbox as arrays only (numpy scalars are not)."""
+    from grader.kit.exercise import capture
+
+    ex = EXERCISES[name]
+    for case in ex.cases(hidden=False) + ex.cases(hidden=True, seed=0):
+        out = capture(ex, ex.prepare(MODELS[name]), case, forbid=True)
+        for key, value in out.items():
+            assert type(value) is np.ndarray, (case.label, key, type(value))
+        back = decode(json.loads(json.dumps(encode(out))))
+        assert back.keys() == out.keys()

@@ -1581,9 +1581,20 @@ def run_lr_find(impl: Any, a: dict[str, Any]) -> Outputs:
         loss_fn(net(x), y).backward()
         optimizer.step()
     net.train()
+    before = model_and_optimizer_state(net, optimizer)
     result = impl(net, loss_fn, optimizer, loader, **a["kwargs"])
     if a["facet"] == RESTORE:
-        return model_and_optimizer_state(net, optimizer)
+        # What changed, measured in this process: the sandbox may round differently from the
+        # grader's process (another thread count), a restored state is equal to its own past.
+        after = model_and_optimizer_state(net, optimizer)
+        changed: Outputs = {}
+        for key, value in before.items():
+            if key not in after or after[key].shape != value.shape:
+                raise AnswerTypeError(f"lr_find changed the shape or presence of {key}")
+            changed[f"{key}: after minus before"] = np.asarray(after[key] - value)
+        for key in after.keys() - before.keys():
+            changed[f"{key}: not there before"] = np.array(True)
+        return changed
     if not isinstance(result, tuple | list) or len(result) != 2:
         raise AnswerTypeError("lr_find must return a tuple (lrs, losses)")
     lrs, losses = result
@@ -1622,6 +1633,17 @@ class LrFindExercise(ScheduleExercise):
 
     def tolerance(self, case: Case) -> dict[str, float]:
         return EXACT if case.facet == RESTORE else TOL
+
+    def diagnose(self, case: Case, got: Outputs) -> Mistake | None:
+        # How much an unrestored state moved depends on rounding: name the mistake loosely.
+        for mistake in self.mistakes:
+            wrong = memo_capture(self, mistake.impl, mistake.key, case)
+            if ERROR_KEY in wrong or ERROR_KEY in got:
+                continue
+            loose = {"rtol": 1e-6, "atol": 1e-9} if case.facet == RESTORE else TOL
+            if compare_outputs(got, wrong, **loose) is None:
+                return mistake
+        return None
 
     def case(self, label: str, facet: str, kwargs: dict[str, Any],  # type: ignore[override]
              rng: np.random.Generator, *, opt: str = "SGD", n_batches: int = 6,
