@@ -27,6 +27,13 @@ the exercise (smoothed loss, stop at ``diverge_th`` times the best smoothed loss
 float64 MLP with synthetic data; the model's and optimizer's state after the call must equal the
 state before exactly. ``suggest_lr`` is the steepest descent of the loss against ``log(lr)``.
 
+Off-limits (``forbidden``): the torch scheduler an exercise re-implements, as a base class or
+called (its own functions are wired to raise); for ``LRScheduler`` also torch's base class's
+functions and the module's helpers (``_param_groups_val_list``...). The schedulers may subclass
+torch's ``LRScheduler`` instead of the learner's (the exercise text allows it), and the chaining
+cases step torch's *other* schedulers beside the answer. ``lr_find`` and ``suggest_lr`` have no
+torch counterpart: the grader's own references are what they must not call.
+
 Mistakes are *models*: the reference written again with named bugs switched on, each naming the
 facet it costs, so that one mistake is charged once whichever cases show it.
 """
@@ -1053,8 +1060,10 @@ class SimpleExercise(ScheduleExercise):
         kws = self.draw_kwargs(rng)
         lrs = (0.1, 0.03) if rng is None else (float(round(rng.uniform(0.05, 1.0), 4)),
                                                float(round(rng.uniform(0.001, 0.05), 5)))
-        cases = [self.case("schedule", SCHEDULE, kw, lrs=lrs[:1 + i % 2], steps=30,
-                           public=public) for i, kw in enumerate(kws)]
+        opts = ["SGD"] * len(kws) if rng is None else \
+            [str(rng.choice(["SGD", "Adam", "chapter 3 SGD"])) for _ in kws]
+        cases = [self.case("schedule", SCHEDULE, kw, lrs=lrs[:1 + i % 2], steps=30, opt=opt,
+                           public=public) for i, (kw, opt) in enumerate(zip(kws, opts))]
         cases.append(self.case("chapter 3's SGD as the optimizer", SCHEDULE, kws[0], lrs=lrs,
                                opt="chapter 3 SGD", steps=20, public=public))
         cases.append(self.case("resuming: last_epoch=2, initial_lr in the groups", SCHEDULE,
