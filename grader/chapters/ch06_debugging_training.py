@@ -580,14 +580,17 @@ class Gradcheck(Exercise):
     grade_id = "test_gradcheck"
     points = 3.0
     rtol, atol = 0.0, 0.0
-    forbidden = ("torch.autograd.gradcheck.gradcheck", "torch.autograd.gradcheck.gradgradcheck",
+    # "torch.autograd.gradcheck" wires the function in its module; torch.autograd.gradcheck(...)
+    # itself (the same function, another name) trips over the internals it calls.
+    forbidden = ("torch.autograd.gradcheck", "torch.autograd.gradcheck.gradgradcheck",
                  "torch.autograd.gradcheck._gradcheck_helper",
                  "torch.autograd.gradcheck._gradcheck_real_imag",
                  "torch.autograd.gradcheck._get_numerical_jacobian",
                  "torch.autograd.gradcheck.get_numerical_jacobian",
                  "torch.autograd.gradcheck.get_analytical_jacobian",
                  "torch.autograd.gradcheck._get_analytical_jacobian",
-                 "torch.autograd.gradgradcheck")
+                 "torch.autograd.gradgradcheck",
+                 "grader.chapters.ch06_debugging_training._torch_gradcheck")
     facets = (Facet("verdicts", 2.0, "True and False where torch.autograd.gradcheck says so "
                                      "(raise_exception=False), planted bugs, several outputs, "
                                      "several eps/rtol/atol"),
@@ -919,17 +922,23 @@ class Battery(Exercise):
 class InitialLossCheck(Battery):
     name = "initial_loss_check"
     grade_id = "test_initial_loss_check"
+    # The grader's own reference is importable from the notebook (it imports check from here).
+    forbidden = ("grader.chapters.ch06_debugging_training.ref_initial_loss_check",)
     points = 1.0
     rtol = 1e-6  # log(C) computed with torch.log on a float32 tensor is a right answer too
+    facets = (Facet("loss at init", 0.5, "the loss in eval mode and log(C)"),
+              Facet("contract", 0.5, "the model back in its mode, parameters and BatchNorm's "
+                                     "running statistics unchanged"))
     mistakes = (
         Mistake("batchnorm_left_in_train_mode", "the loss is measured in train mode: BatchNorm "
                 "normalises with the batch's statistics (and updates its running ones), dropout "
                 "drops units; measure in eval mode under torch.no_grad()",
-                _ilc_model(train_mode=True)),
+                _ilc_model(train_mode=True), facet="loss at init"),
         Mistake("log2", "the expected loss of C balanced classes is the natural log, log(C), not "
-                "log2(C)", _ilc_model(log2=True)),
+                "log2(C)", _ilc_model(log2=True), facet="loss at init"),
         Mistake("mode_not_restored", "the model is left in eval mode: put it back in the mode it "
-                "was in (model.train(was_training))", _ilc_model(not_restored=True)),
+                "was in (model.train(was_training))", _ilc_model(not_restored=True),
+                facet="contract"),
     )
 
     def draw(self, rng: np.random.Generator, public: bool) -> list[Case]:
@@ -945,7 +954,13 @@ class InitialLossCheck(Battery):
             cases.append(Case(f"{kind}{big}, {c} classes, {len(X)} samples, model in "
                               f"{'train' if train else 'eval'} mode",
                               {"kind": kind, "hidden": hidden, "seed": int(rng.integers(1000)),
-                               "X": X, "y": y, "classes": c, "train": train}, public))
+                               "X": X, "y": y, "classes": c, "train": train}, public,
+                              "loss at init"))
+        X, y = _batch(rng, 12, 6, 5)
+        cases.append(Case("mlp with BatchNorm and dropout in train mode: its mode and state after",
+                          {"kind": "mlp with BatchNorm and dropout", "hidden": 16,
+                           "seed": int(rng.integers(1000)), "X": X, "y": y, "classes": 5,
+                           "train": True}, public, "contract"))
         return cases
 
     def run(self, impl: Any, case: Case) -> Outputs:
@@ -958,10 +973,11 @@ class InitialLossCheck(Battery):
                       a["classes"])
         if not isinstance(result, tuple) or len(result) != 2:
             raise TypeError("initial_loss_check must return a pair (loss, expected)")
+        if case.facet == "contract":
+            return {"model in the mode it was in": np.array(model.training == a["train"]),
+                    "parameters and buffers unchanged": np.array(_same_state(model, before))}
         return {"loss": np.array(_float(result[0], "the loss")),
-                "expected": np.array(_float(result[1], "the expected loss")),
-                "model in the mode it was in": np.array(model.training == a["train"]),
-                "parameters and buffers unchanged": np.array(_same_state(model, before))}
+                "expected": np.array(_float(result[1], "the expected loss"))}
 
     def torch_reference(self) -> Any:
         return ref_initial_loss_check
@@ -970,21 +986,26 @@ class InitialLossCheck(Battery):
 class OverfitOneBatch(Battery):
     name = "overfit_one_batch"
     grade_id = "test_overfit_one_batch"
+    # The grader's own reference is importable from the notebook (it imports check from here).
+    forbidden = ("grader.chapters.ch06_debugging_training.ref_overfit_one_batch",)
     points = 1.0
+    facets = (Facet("training run", 0.5, "the last step's loss and the parameters after "
+                                         "`steps` steps in eval mode"),
+              Facet("contract", 0.5, "the model back in the mode it was in"))
     mistakes = (
         Mistake("dropout_on_while_overfitting", "the batch is overfitted in train mode: dropout "
                 "keeps dropping units (and BatchNorm uses batch statistics), so the loss cannot "
                 "go to 0; switch the model to eval mode for the run",
-                _overfit_model(train_mode=True)),
+                _overfit_model(train_mode=True), facet="training run"),
         Mistake("missing_zero_grad", "gradients are not zeroed before each backward: they "
-                "accumulate over the steps", _overfit_model(no_zero=True)),
+                "accumulate over the steps", _overfit_model(no_zero=True), facet="training run"),
         Mistake("first_loss_returned", "the first step's loss is returned: return the last "
-                "step's", _overfit_model(first=True)),
+                "step's", _overfit_model(first=True), facet="training run"),
         Mistake("loss_after_the_last_update", "the loss is evaluated again after the last update:"
                 " return the loss computed in the last step, before its update",
-                _overfit_model(after=True)),
+                _overfit_model(after=True), facet="training run"),
         Mistake("mode_not_restored", "the model is left in eval mode: put it back in the mode it "
-                "was in", _overfit_model(not_restored=True)),
+                "was in", _overfit_model(not_restored=True), facet="contract"),
     )
 
     def draw(self, rng: np.random.Generator, public: bool) -> list[Case]:
@@ -1001,7 +1022,12 @@ class OverfitOneBatch(Battery):
                               f"model in {'train' if train else 'eval'} mode",
                               {"kind": kind, "seed": int(rng.integers(1000)), "X": X, "y": y,
                                "classes": c, "steps": steps, "opt": opt, "lr": lr,
-                               "train": train}, public))
+                               "train": train}, public, "training run"))
+        X, y = _batch(rng, 8, 6, 3)
+        cases.append(Case("mlp with dropout in train mode, SGD(lr=0.1), 3 steps: its mode after",
+                          {"kind": "mlp with dropout", "seed": int(rng.integers(1000)), "X": X,
+                           "y": y, "classes": 3, "steps": 3, "opt": "SGD", "lr": 0.1,
+                           "train": True}, public, "contract"))
         return cases
 
     def run(self, impl: Any, case: Case) -> Outputs:
@@ -1013,10 +1039,11 @@ class OverfitOneBatch(Battery):
         with one_thread():
             loss = impl(model, F.cross_entropy, optimizer, (torch.tensor(a["X"]),
                                                              torch.tensor(a["y"])), a["steps"])
+        if case.facet == "contract":
+            return {"model in the mode it was in": np.array(model.training == a["train"])}
         params = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
         return {"final loss": np.array(_float(loss, "the final loss")),
-                "parameters after": params.numpy().copy(),
-                "model in the mode it was in": np.array(model.training == a["train"])}
+                "parameters after": params.numpy().copy()}
 
     def torch_reference(self) -> Any:
         return ref_overfit_one_batch
@@ -1025,6 +1052,8 @@ class OverfitOneBatch(Battery):
 class BatchDependence(Battery):
     name = "batch_dependence"
     grade_id = "test_batch_dependence"
+    # The grader's own reference is importable from the notebook (it imports check from here).
+    forbidden = ("grader.chapters.ch06_debugging_training.ref_batch_dependence",)
     points = 2.0
     facets = (Facet("leak detection", 1.0, "True exactly when the gradient of output i reaches "
                                            "another sample: BatchNorm in train mode, a batch "
@@ -1081,29 +1110,37 @@ STATS = ("grad_norm", "grad_mean", "grad_abs_max", "param_norm")
 class GradStats(Battery):
     name = "grad_stats"
     grade_id = "test_grad_stats"
+    # The grader's own reference is importable from the notebook (it imports check from here).
+    forbidden = ("grader.chapters.ch06_debugging_training.ref_grad_stats",
+                 "lossopt_helpers.diagnostics.grad_norms")
     points = 1.0
+    facets = (Facet("statistics", 0.5, "grad_norm, grad_mean, grad_abs_max, param_norm per "
+                                       "parameter"),
+              Facet("which parameters", 0.5, "one entry per parameter with a gradient, by its "
+                                             "named_parameters() name; frozen ones left out"))
     mistakes = (
         Mistake("none_grads_as_zero", "parameters without a gradient (frozen, or not reached) "
-                "are listed with zeros: leave them out", _stats_model(none_as_zero=True)),
+                "are listed with zeros: leave them out", _stats_model(none_as_zero=True),
+                facet="which parameters"),
         Mistake("mean_of_abs", "grad_mean is the mean of the gradient itself, signs included",
-                _stats_model(mean_abs=True)),
+                _stats_model(mean_abs=True), facet="statistics"),
         Mistake("squared_norm", "grad_norm is the 2-norm, sqrt(sum g^2): the square root is "
-                "missing", _stats_model(squared=True)),
+                "missing", _stats_model(squared=True), facet="statistics"),
         Mistake("max_without_abs", "grad_abs_max is max |g|: without abs a large negative entry "
-                "is missed", _stats_model(max_signed=True)),
+                "is missed", _stats_model(max_signed=True), facet="statistics"),
     )
 
     def draw(self, rng: np.random.Generator, public: bool) -> list[Case]:
         kinds = [("mlp", ()), ("mlp with BatchNorm", ("0.weight", "0.bias"))] if public else \
             [("mlp", ("2.bias",)), ("mlp with BatchNorm", ("1.weight",)),
-             ("mlp with dropout", ())]
+             ("mlp with dropout", ()), ("mlp with BatchNorm", ())]
         cases = []
         for kind, frozen in kinds:
             X, y = _batch(rng, int(rng.integers(4, 17)), 6, 4)
             note = f", frozen {', '.join(frozen)}" if frozen else ""
             cases.append(Case(f"{kind} after one backward{note}", {
                 "kind": kind, "seed": int(rng.integers(1000)), "X": X, "y": y,
-                "frozen": list(frozen)}, public))
+                "frozen": list(frozen)}, public, "which parameters" if frozen else "statistics"))
         return cases
 
     def run(self, impl: Any, case: Case) -> Outputs:
@@ -1116,7 +1153,9 @@ class GradStats(Battery):
         if not isinstance(stats, dict):
             raise TypeError(f"grad_stats must return a dict, got {type(stats).__name__}")
         names = sorted(str(k) for k in stats)
-        out: Outputs = {"parameter names": np.array(names)}
+        out: Outputs = {"parameter names": np.array(names, dtype="<U80")}
+        if case.facet == "which parameters":
+            return out
         for stat in STATS:
             out[stat] = np.array([_float(stats[n][stat], f"{n}'s {stat}") for n in names])
         return out
@@ -1360,7 +1399,8 @@ class Zoo(Exercise):
         self.grade_id = f"test_zoo_{number}"
         self.planted = bugzoo.PLANTED[self.name]
         self.public_hyper = public_hyper
-        self.forbidden = tuple(f"lossopt_helpers.bugzoo.reference_{k}" for k in range(1, 5))
+        self.forbidden = tuple(f"lossopt_helpers.bugzoo.reference_{k}" for k in
+                               sorted(range(1, 5), key=lambda k: k != number))  # its own first
         reference = _wrapped(bugzoo.REFERENCE[self.name])
         names = [Mistake(f"named_{bug.name.lower()}", _wrong_name_message(bug, self.planted),
                          _zoo_answer(bug, reference), facet=NAMED)

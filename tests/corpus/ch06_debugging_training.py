@@ -23,7 +23,6 @@ _REGISTRY = Registry()
 CORPUS, LOSES, RIGHT = _REGISTRY.corpus, _REGISTRY.loses, _REGISTRY.right
 wrong, right = _REGISTRY.wrong, _REGISTRY.correct
 
-ALL = "all cases"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -191,15 +190,12 @@ def clip_generator_twice(parameters, max_norm, norm_type=2.0, error_if_nonfinite
 def clip_with_list(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False, foreach=None):
     params = [parameters] if isinstance(parameters, torch.Tensor) else list(parameters)
     grads = [p.grad for p in params if p.grad is not None]
-    total = get_total_norm(grads, norm_type, error_if_nonfinite)  # noqa: F821 (the learner's)
+    total = total_norm_concatenated(grads, norm_type, error_if_nonfinite)
     if grads:
         coef = (max_norm / (total + 1e-6)).clamp(max=1.0)
         for g in grads:
             g.copy_(g * coef)
     return total
-
-
-clip_with_list.__globals__["get_total_norm"] = total_norm_concatenated
 
 
 # ---------------------------------------------------------------------------------------------
@@ -414,7 +410,7 @@ def gradcheck_with_jacobian(func, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3,
 # The sanity battery
 
 
-@wrong("initial_loss_check", "batchnorm_left_in_train_mode", ALL)
+@wrong("initial_loss_check", "batchnorm_left_in_train_mode", "loss at init")
 def initial_loss_train_mode(model, loss_fn, batch, num_classes):
     X, y = batch
     with torch.no_grad():
@@ -422,7 +418,7 @@ def initial_loss_train_mode(model, loss_fn, batch, num_classes):
     return float(loss), math.log(num_classes)
 
 
-@wrong("initial_loss_check", "log2", ALL)
+@wrong("initial_loss_check", "log2", "loss at init")
 def initial_loss_log2(model, loss_fn, batch, num_classes):
     X, y = batch
     mode = model.training
@@ -433,7 +429,7 @@ def initial_loss_log2(model, loss_fn, batch, num_classes):
     return loss, math.log2(num_classes)
 
 
-@wrong("initial_loss_check", "mode_not_restored", ALL)
+@wrong("initial_loss_check", "mode_not_restored", "contract")
 def initial_loss_left_in_eval(model, loss_fn, batch, num_classes):
     model.eval()
     with torch.no_grad():
@@ -452,7 +448,7 @@ def initial_loss_inference_mode(model, loss_fn, batch, num_classes):
     return loss, float(torch.log(torch.tensor(float(num_classes))))
 
 
-@wrong("overfit_one_batch", "dropout_on_while_overfitting", ALL)
+@wrong("overfit_one_batch", "dropout_on_while_overfitting", "training run")
 def overfit_dropout_on(model, loss_fn, optimizer, batch, steps):
     X, y = batch
     for _ in range(steps):
@@ -463,7 +459,7 @@ def overfit_dropout_on(model, loss_fn, optimizer, batch, steps):
     return loss.item()
 
 
-@wrong("overfit_one_batch", "missing_zero_grad", ALL)
+@wrong("overfit_one_batch", "missing_zero_grad", "training run")
 def overfit_no_zero_grad(model, loss_fn, optimizer, batch, steps):
     X, y = batch
     mode = model.training
@@ -476,7 +472,7 @@ def overfit_no_zero_grad(model, loss_fn, optimizer, batch, steps):
     return loss.item()
 
 
-@wrong("overfit_one_batch", "first_loss_returned", ALL)
+@wrong("overfit_one_batch", "first_loss_returned", "training run")
 def overfit_first_loss(model, loss_fn, optimizer, batch, steps):
     X, y = batch
     mode = model.training
@@ -492,7 +488,7 @@ def overfit_first_loss(model, loss_fn, optimizer, batch, steps):
     return history[0]
 
 
-@wrong("overfit_one_batch", "loss_after_the_last_update", ALL)
+@wrong("overfit_one_batch", "loss_after_the_last_update", "training run")
 def overfit_loss_after(model, loss_fn, optimizer, batch, steps):
     X, y = batch
     mode = model.training
@@ -507,7 +503,7 @@ def overfit_loss_after(model, loss_fn, optimizer, batch, steps):
     return final
 
 
-@wrong("overfit_one_batch", "mode_not_restored", ALL)
+@wrong("overfit_one_batch", "mode_not_restored", "contract")
 def overfit_left_in_eval(model, loss_fn, optimizer, batch, steps):
     X, y = batch
     model.eval()
@@ -574,7 +570,7 @@ def dependence_backward(model, x, i):
     return bool(x.grad[mask].abs().amax() > 0) if mask.any() else False
 
 
-@wrong("grad_stats", "none_grads_as_zero", ALL)
+@wrong("grad_stats", "none_grads_as_zero", "which parameters")
 def stats_zeros(model):
     stats = {}
     for name, p in model.named_parameters():
@@ -584,21 +580,21 @@ def stats_zeros(model):
     return stats
 
 
-@wrong("grad_stats", "mean_of_abs", ALL)
+@wrong("grad_stats", "mean_of_abs", "statistics")
 def stats_mean_abs(model):
     return {n: {"grad_norm": p.grad.norm().item(), "grad_mean": p.grad.abs().mean().item(),
                 "grad_abs_max": p.grad.abs().max().item(), "param_norm": p.data.norm().item()}
             for n, p in model.named_parameters() if p.grad is not None}
 
 
-@wrong("grad_stats", "squared_norm", ALL)
+@wrong("grad_stats", "squared_norm", "statistics")
 def stats_squared(model):
     return {n: {"grad_norm": p.grad.pow(2).sum().item(), "grad_mean": p.grad.mean().item(),
                 "grad_abs_max": p.grad.abs().max().item(), "param_norm": p.data.norm().item()}
             for n, p in model.named_parameters() if p.grad is not None}
 
 
-@wrong("grad_stats", "max_without_abs", ALL)
+@wrong("grad_stats", "max_without_abs", "statistics")
 def stats_max(model):
     return {n: {"grad_norm": p.grad.norm().item(), "grad_mean": p.grad.mean().item(),
                 "grad_abs_max": p.grad.max().item(), "param_norm": p.data.norm().item()}
