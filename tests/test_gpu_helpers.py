@@ -47,6 +47,12 @@ def test_ddp_with_gloo_equals_one_process_on_the_double_batch():
     assert result["max_abs_diff"] < 1e-12  # float64: the all-reduce's average is the mean
 
 
+def test_ddp_demo_is_bounded_in_time():
+    # Far too short to start two processes: the demo stops them and says so instead of hanging.
+    with pytest.raises(RuntimeError, match="took longer than"):
+        ddp_matches_one_big_batch(batch_size=4, timeout_s=0.01)
+
+
 def test_missing_results_file_gives_none_and_a_plain_message(tmp_path):
     assert load_gpu_results(tmp_path / "gpu.json") is None
     assert "No GPU measurement has been recorded yet" in no_gpu_results_message()
