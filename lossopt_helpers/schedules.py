@@ -345,8 +345,10 @@ def _nice_range(values: Sequence[float], step: float) -> tuple[float, float]:
     def ceil_nice(x: float) -> float:
         if x <= 0:
             return 1.0
-        power = 10.0 ** math.floor(math.log10(x))
-        return next(m * power for m in (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10) if m * power >= x)
+        exponent = math.floor(math.log10(x))
+        # float("6e-1") is 0.6 exactly as printed; 6 * 10.0**-1 is 0.6000000000000001
+        return next(value for m in (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10)
+                    if (value := float(f"{m}e{exponent}")) >= x)
 
     top = ceil_nice(1.05 * high) if high > 0 else 1.0
     bottom = 0.0 if low >= 0 else -ceil_nice(-1.05 * low)

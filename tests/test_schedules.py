@@ -107,3 +107,23 @@ def test_every_kind_draws_with_torch_and_follows_the_sliders(kind):
     explorer.steps.value = 80
     assert len(explorer.traces["torch"][0]) == 80
     assert explorer.last_redraw_s < 2.0
+
+
+def test_axis_limits_snap_to_round_values_so_small_moves_keep_them():
+    from lossopt_helpers.schedules import _nice_range
+
+    assert _nice_range([0.04, 1.0], 0.0) == (0.0, 1.2)
+    assert _nice_range([0.04, 1.05], 0.0) == (0.0, 1.2)  # a small move: same axes, no redraw
+    assert _nice_range([-0.1, 0.5], 0.0) == (-0.12, 0.6)
+    low, high = _nice_range([0.85, 0.95], 0.05)
+    assert math.isclose(low, 0.8) and math.isclose(high, 1.0)
+    assert _nice_range([], 0.0) == (0.0, 1.0)
+
+
+def test_widget_redraws_only_the_curves_while_the_axes_stay():
+    explorer = explore_schedules(kind="CosineAnnealingLR", steps=100)
+    key = explorer._background_key
+    explorer.controls["T_max"].value = 60  # same schedule, steps and y range
+    assert explorer._background_key == key
+    explorer.steps.value = 150  # a new x range: the axes are redrawn
+    assert explorer._background_key != key
