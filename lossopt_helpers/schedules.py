@@ -1,4 +1,4 @@
-"""Chapter 5 helpers: learning-rate traces of schedulers, the LR-range-test plot, the schedule widget.
+"""Chapter 5 helpers: schedulers' learning-rate traces, the LR-range-test plot, the schedule widget.
 
 >>> lr_trace(lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=3), 10)   # lrs, momentums
 >>> plot_lr_range_test(lrs, losses, suggestion=3e-2)
@@ -137,7 +137,8 @@ def _warmup_cosine(lib: Mapping[str, Any], optimizer: Any, o: Mapping[str, Any],
     return lib["SequentialLR"](optimizer, [first, second], milestones=[warmup])
 
 
-# kind -> (the classes it needs, the sliders it reads, a builder(classes, optimizer, options, steps))
+# kind -> (the classes it needs, the sliders it reads,
+#          a builder(classes, optimizer, options, steps) -> scheduler)
 KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], Callable[..., Any]]] = {
     "StepLR": (("StepLR",), ("step_size", "gamma"),
                lambda c, opt, o, n: c["StepLR"](opt, step_size=o["step_size"], gamma=o["gamma"])),
@@ -213,8 +214,8 @@ class ScheduleExplorer(widgets.VBox):
         self.kind = widgets.Dropdown(options=list(KINDS), value=kind, description="schedule",
                                      style=style, layout=_layout())
         self.lr = widgets.FloatLogSlider(value=0.1, base=10, min=-4, max=0, step=0.1,
-                                         readout_format=".1e", description="initial lr", layout=_layout(),
-                                         **common)
+                                         readout_format=".1e", description="initial lr",
+                                         layout=_layout(), **common)
         self.momentum = widgets.FloatSlider(value=0.9, min=0.0, max=0.99, step=0.01,
                                             description="momentum", layout=_layout(), **common)
         self.steps = widgets.IntSlider(value=steps, min=10, max=300, description="steps",
@@ -309,7 +310,8 @@ class ScheduleExplorer(widgets.VBox):
             lines.append(f"<b>yours</b>: {verdict} (largest gap {gap:.2g})")
         lrs = [v for lrs, _ in self.traces.values() for v in lrs]
         moms = [v for _, moms in self.traces.values() for v in moms]
-        key = (self.kind.value, int(self.steps.value), _nice_range(lrs, 0.0), _nice_range(moms, 0.05))
+        key = (self.kind.value, int(self.steps.value), _nice_range(lrs, 0.0),
+               _nice_range(moms, 0.05))
         if key != self._background_key:
             self._lr_ax.set_xlim(0, max(key[1] - 1, 1))
             self._mom_ax.set_xlim(0, max(key[1] - 1, 1))
@@ -340,7 +342,8 @@ def _nice_range(values: Sequence[float], step: float) -> tuple[float, float]:
         return (0.0, 1.0)
     low, high = float(min(values)), float(max(values))
     if step:
-        return (math.floor((low - step / 5) / step) * step, math.ceil((high + step / 5) / step) * step)
+        return (math.floor((low - step / 5) / step) * step,
+                math.ceil((high + step / 5) / step) * step)
 
     def ceil_nice(x: float) -> float:
         if x <= 0:
