@@ -37,8 +37,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn import utils as tnu
 
-from grader.kit.exercise import (Case, Exercise, Facet, ForbiddenCallError, Mistake, Outputs,
-                                 make_check)
+from grader.kit.exercise import (ERROR_KEY, Case, Exercise, Facet, ForbiddenCallError, Mistake,
+                                 Outputs, capture, compare_outputs, make_check)
 from lossopt_helpers import bugzoo
 from lossopt_helpers.bugzoo import Bug
 
@@ -98,8 +98,39 @@ def one_thread() -> Iterator[None]:
 
 
 def _text(value: str) -> np.ndarray:
-    """A string output of fixed width: compared by value, not by its length."""
-    return np.array(value, dtype="<U80")
+    """A string output (0-d: the only kind the sandbox wire carries)."""
+    return np.array(value)
+
+
+def _aligned(got: Outputs, other: Outputs) -> tuple[Outputs, Outputs]:
+    """Both sides' text outputs at one width: "True" and "False" are compared by value, not by
+    their numpy dtypes (<U4, <U5), and the wire's minimal widths do not matter."""
+    got, other = dict(got), dict(other)
+    for key in set(got) & set(other):
+        a, b = got[key], other[key]
+        if key != ERROR_KEY and a.dtype.kind == "U" and b.dtype.kind == "U":
+            width = max(a.dtype.itemsize, b.dtype.itemsize) // 4
+            got[key], other[key] = a.astype(f"<U{width}"), b.astype(f"<U{width}")
+    return got, other
+
+
+class TextAware(Exercise):
+    """Chapter 6's exercises output text (verdicts, Bug names, dtypes): compared by value."""
+
+    def compare(self, case: Case, got: Outputs, expected: Outputs) -> str | None:
+        return compare_outputs(*_aligned(got, expected), rtol=self.rtol, atol=self.atol)
+
+    def diagnose(self, case: Case, got: Outputs) -> Mistake | None:
+        for mistake in self.mistakes:
+            try:
+                wrong = capture(self, mistake.impl, case, forbid=False)
+            except Exception:  # a mistake that cannot run on this case says nothing about it
+                continue
+            if ERROR_KEY in wrong and ERROR_KEY not in got:
+                continue
+            if compare_outputs(*_aligned(got, wrong), rtol=self.rtol, atol=self.atol) is None:
+                return mistake
+        return None
 
 
 def _norm_outputs(value: Any) -> Outputs:
@@ -195,7 +226,7 @@ def _value_model(*, one_side: bool = False, returns: bool = False, abs_clip: boo
     return clip_grad_value_
 
 
-class GetTotalNorm(Exercise):
+class GetTotalNorm(TextAware):
     name = "get_total_norm"
     grade_id = "test_get_total_norm"
     points = 2.0
@@ -257,7 +288,7 @@ class GetTotalNorm(Exercise):
         return tnu.get_total_norm
 
 
-class ClipGradNorm(Exercise):
+class ClipGradNorm(TextAware):
     name = "clip_grad_norm_"
     grade_id = "test_clip_grad_norm_"
     points = 3.0
@@ -329,7 +360,7 @@ class ClipGradNorm(Exercise):
         return {"get_total_norm": _right_norm}
 
 
-class ClipGradValue(Exercise):
+class ClipGradValue(TextAware):
     name = "clip_grad_value_"
     grade_id = "test_clip_grad_value_"
     points = 2.0
@@ -575,14 +606,15 @@ def _torch_gradcheck(func, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exce
                                     raise_exception=raise_exception)
 
 
-class Gradcheck(Exercise):
+class Gradcheck(TextAware):
     name = "gradcheck"
     grade_id = "test_gradcheck"
     points = 3.0
     rtol, atol = 0.0, 0.0
-    # "torch.autograd.gradcheck" wires the function in its module; torch.autograd.gradcheck(...)
-    # itself (the same function, another name) trips over the internals it calls.
-    forbidden = ("torch.autograd.gradcheck", "torch.autograd.gradcheck.gradgradcheck",
+    # Functions, not the module: GradcheckError, which answers raise, lives there too. In the
+    # notebook torch.autograd.gradcheck(...) (the same function under another name) trips over
+    # the internals it calls; the grading core wires every name of the same object.
+    forbidden = ("torch.autograd.gradcheck.gradcheck", "torch.autograd.gradcheck.gradgradcheck",
                  "torch.autograd.gradcheck._gradcheck_helper",
                  "torch.autograd.gradcheck._gradcheck_real_imag",
                  "torch.autograd.gradcheck._get_numerical_jacobian",
@@ -904,7 +936,7 @@ def _stats_model(*, none_as_zero: bool = False, mean_abs: bool = False, squared:
     return grad_stats
 
 
-class Battery(Exercise):
+class Battery(TextAware):
     """Shared: float64 models, checked against this module's references in float64."""
 
     rtol, atol = 1e-9, 1e-12
@@ -1153,7 +1185,7 @@ class GradStats(Battery):
         if not isinstance(stats, dict):
             raise TypeError(f"grad_stats must return a dict, got {type(stats).__name__}")
         names = sorted(str(k) for k in stats)
-        out: Outputs = {"parameter names": np.array(names, dtype="<U80")}
+        out: Outputs = {"parameter names": _text(", ".join(names))}
         if case.facet == "which parameters":
             return out
         for stat in STATS:
@@ -1384,7 +1416,7 @@ def _wrong_name_message(named: Bug, planted: Bug) -> str:
             f"Run the buggy loop, look at its losses, and reread it line by line")
 
 
-class Zoo(Exercise):
+class Zoo(TextAware):
     """``zoo_k() -> (Bug member, repaired loop)``; the loop is run with the grader's
     hyperparameters and compared with the reference loop's trajectory."""
 
