@@ -543,11 +543,21 @@ def scaler_values(cls: Any, a: dict[str, Any]) -> Outputs:
     return out
 
 
+class ReturningSGD(torch.optim.SGD):
+    """SGD whose step returns a value, to see that scaler.step hands it back."""
+
+    def step(self, closure=None):  # type: ignore[override]
+        super().step(closure)
+        return 42.0
+
+
 def scaler_errors(cls: Any, a: dict[str, Any]) -> Outputs:
-    """A sequence of calls; each call's exception class (or "ok") and the scale after it."""
+    """A sequence of calls; each call's exception class (or "ok", or what step returned) and the
+    scale after it. ``other`` optimizes a parameter that never gets a gradient."""
     p = torch.nn.Parameter(tensor(a["p"]))
     q = torch.nn.Parameter(tensor(a["p"]))
     opt, other = torch.optim.SGD([p], lr=0.1), torch.optim.SGD([q], lr=0.1)
+    returning = ReturningSGD([p], lr=0.1)
     results, scales = [], []
     scaler = None
     for op in a["ops"]:
@@ -555,8 +565,14 @@ def scaler_errors(cls: Any, a: dict[str, Any]) -> Outputs:
             if op.startswith("new "):
                 scaler = cls("cpu", **dict(a["options"], **a["ctor"][op[4:]]))
             elif op == "scale":
-                loss = (scaler.scale((p * p).sum() + (q * q).sum()))
-                loss.backward()
+                scaler.scale((p * p).sum()).backward()
+            elif op == "inf gradient":
+                with torch.no_grad():
+                    p.grad[0] = float("inf")
+            elif op == "step returning":
+                results.append(f"returned {scaler.step(returning)!r}")
+                scales.append(float(scaler.get_scale()))
+                continue
             elif op == "unscale_":
                 scaler.unscale_(opt)
             elif op == "step":
@@ -804,6 +820,10 @@ class GradScalerExercise(Ch7Exercise):
             ("update() with no inf checks; calls before any scale()",
              ["new default", "update", "unscale_", "step", "scale", "update", "update"]),
         ]
+        returns = Case("step() returns what optimizer.step() returned, None when it skips",
+                       dict(base, ops=["new default", "scale", "step returning", "update",
+                                       "zero_grad", "scale", "inf gradient", "step returning",
+                                       "update"]), public, SKIP)
         if not public:
             sequences += [
                 ("step on an optimizer without gradients; closure=; empty load_state_dict",
@@ -812,7 +832,7 @@ class GradScalerExercise(Ch7Exercise):
                 ("growth_factor=1.0, backoff_factor=1.0", ["new growth 1", "new backoff 1"]),
             ]
         return [Case(f"errors: {label}", dict(base, ops=ops), public, ERRORS)
-                for label, ops in sequences]
+                for label, ops in sequences] + [returns]
 
     def state_cases(self, rng: np.random.Generator, public: bool) -> list[Case]:
         at = int(rng.integers(2, 5)) if not public else 3
