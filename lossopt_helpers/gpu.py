@@ -119,11 +119,15 @@ def _free_port() -> int:
 
 
 def _demo_problem(batch_size: int, seed: int) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
-    """A float64 model and a regression batch of ``batch_size`` examples, from ``seed``."""
-    torch.manual_seed(seed)
-    model = chapter_model(in_features=8, width=16, depth=2, num_classes=1).double()
-    X = torch.randn(batch_size, 8, dtype=torch.float64)  # (N, 8)
-    y = torch.randn(batch_size, 1, dtype=torch.float64)  # (N, 1)
+    """A float64 model and a regression batch of ``batch_size`` examples, from ``seed``.
+
+    The caller's random state is left as it was (the notebook's seeded cells are unaffected).
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = chapter_model(in_features=8, width=16, depth=2, num_classes=1).double()
+        X = torch.randn(batch_size, 8, dtype=torch.float64)  # (N, 8)
+        y = torch.randn(batch_size, 1, dtype=torch.float64)  # (N, 1)
     return model, X, y
 
 
