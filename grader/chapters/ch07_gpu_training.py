@@ -720,6 +720,14 @@ class GradScalerExercise(Ch7Exercise):
             raise AnswerTypeError("GradScaler must be a class")
         return SCRIPTS[case.args["kind"]](impl, dict(case.args))
 
+    def compare(self, case: Case, got: Outputs, expected: Outputs) -> str | None:
+        problem = super().compare(case, got, expected)
+        if problem is None or case.args["kind"] not in ("train", "state") or ERROR_KEY in got:
+            return problem
+        return (problem + "\n  (steps count from 0: scale[0] is the scale before training and "
+                "scale[k] the scale after step k-1; params, grads: [step, element], after the "
+                "step; stepped: optimizer steps taken so far, per optimizer)")
+
     def tol(self, case: Case, key: str) -> dict[str, float]:
         if key.endswith("scale") or key in ("before", "after"):
             return SCALE_TOL
