@@ -163,9 +163,8 @@ def test_every_forbidden_path_resolves_and_trips():
             owner, attr, original = resolve(path)
             if isinstance(original, type):
                 continue
-            with tripwires([path]) as calls:
-                with pytest.raises(ForbiddenCallError):
-                    getattr(owner, attr)()
+            with tripwires([path]) as calls, pytest.raises(ForbiddenCallError):
+                getattr(owner, attr)()
             assert calls == [path]
             assert getattr(owner, attr) is original  # put back as it was
 

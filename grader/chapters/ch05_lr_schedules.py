@@ -53,10 +53,10 @@ import numpy as np
 import torch
 import torch.optim.lr_scheduler as torch_sched
 
+from grader.kit.depends import rebind
 from grader.kit.exercise import (ERROR_KEY, AnswerTypeError, Case, Exercise, Facet,
                                  ForbiddenCallError, Mistake, Outputs, Verdict, compare_outputs,
                                  make_check, to_plain)
-from grader.kit.depends import rebind
 from grader.kit.optim import memo_capture
 
 CHAPTER = "05_lr_schedules"
@@ -247,7 +247,7 @@ def run_trace(cls: Any, a: dict[str, Any]) -> Outputs:
                 scheduler.step()
         except (ForbiddenCallError, AnswerTypeError):
             raise
-        except Exception as exc:  # OneCycleLR past total_steps: the class and the step count
+        except Exception as exc:  # noqa: BLE001 (OneCycleLR past total_steps: class and step)
             raised, raised_at = type(exc).__name__, t + 1
             break
         if chain is not None:
@@ -471,9 +471,6 @@ class ScheduleExercise(Exercise):
         if problem is None:
             return Verdict(True)
         where = f"{self.name} failed on {case.label}:\n  {problem}"
-        if ERROR_KEY in got and ERROR_KEY not in expected and not str(
-                got[ERROR_KEY]).endswith("Error"):
-            return Verdict(False, where)
         if ERROR_KEY in expected and ERROR_KEY not in got:
             message = str(expected.get("__message__", ""))
             where += f"\n  Hint: PyTorch raises {expected[ERROR_KEY]}({message!r}) here"
