@@ -177,12 +177,14 @@ _right_norm = _norm_model()
 
 
 def _clip_model(*, branch: bool = False, per_param: bool = False, post: bool = False,
-                as_float: bool = False, twice: bool = False, no_clamp: bool = False
-                ) -> Callable[..., Any]:
+                as_float: bool = False, twice: bool = False, no_clamp: bool = False,
+                flag_dropped: bool = False) -> Callable[..., Any]:
     def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False,
                         foreach=None):
         if isinstance(parameters, torch.Tensor):
             parameters = [parameters]
+        if flag_dropped:
+            error_if_nonfinite = False
         if twice:  # the norm from one pass over a generator, the gradients from a second one
             total = _right_norm([p.grad for p in parameters if p.grad is not None], norm_type,
                                 error_if_nonfinite)
@@ -299,7 +301,8 @@ class ClipGradNorm(TextAware):
     facets = (Facet("scaled gradients", 2.0, "every gradient scaled by "
                     "min(1, max_norm/(total+1e-6)), also at equality, 2-, 1- and inf-norms"),
               Facet("returned norm", 1.0, "the pre-clip total as a tensor; generator, single "
-                                          "tensor, no gradients"))
+                                          "tensor, no gradients, non-finite totals with both "
+                                          "flag values"))
     depends_on = ("get_total_norm",)
     mistakes = (
         Mistake("branch_without_eps", "clipping only `if total > max_norm`, by max_norm/total: "
@@ -318,6 +321,9 @@ class ClipGradNorm(TextAware):
         Mistake("generator_consumed_twice", "the parameters are read twice: a generator is "
                 "empty the second time, so read `parameters` into a list once",
                 _clip_model(twice=True), facet="returned norm"),
+        Mistake("nonfinite_flag_not_passed", "error_if_nonfinite is not passed on to "
+                "get_total_norm: with True, a nan or inf total must raise RuntimeError",
+                _clip_model(flag_dropped=True), facet="returned norm"),
     )
 
     def public_cases(self) -> list[Case]:
@@ -342,13 +348,21 @@ class ClipGradNorm(TextAware):
                   Case("a generator", {"grads": [rng.normal(size=3), None, rng.normal(size=2)],
                                        "max_norm": 0.5, "gen": True}, False, "returned norm"),
                   Case("a single tensor", {"grads": [rng.normal(size=4)], "max_norm": 0.5,
-                                           "single": True}, False, "returned norm")]
+                                           "single": True}, False, "returned norm"),
+                  Case("an empty list", {"grads": [], "max_norm": 1.0}, False, "returned norm"),
+                  Case("a nan gradient, error_if_nonfinite=False (every gradient becomes nan)",
+                       {"grads": [np.array([np.nan, 1.0]), rng.normal(size=2)], "max_norm": 1.0},
+                       False, "returned norm"),
+                  Case("an inf gradient, error_if_nonfinite=True",
+                       {"grads": [np.array([np.inf, 1.0])], "max_norm": 1.0, "err": True}, False,
+                       "returned norm")]
         return cases
 
     def run(self, impl: Any, case: Case) -> Outputs:
         ps = _params(case)
         out = _norm_outputs(impl(_given(case, ps), case.args["max_norm"],
-                                 case.args.get("norm_type", 2.0)))
+                                 case.args.get("norm_type", 2.0),
+                                 error_if_nonfinite=case.args.get("err", False)))
         if case.facet == "scaled gradients":
             return _grads_after(ps)
         return {**out, **_grads_after(ps)}

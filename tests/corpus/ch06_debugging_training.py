@@ -115,17 +115,20 @@ def _grads_of(parameters):
     return [p.grad for p in parameters if p.grad is not None]
 
 
-def _total(grads, norm_type):
+def _total(grads, norm_type, error_if_nonfinite=False):
     if not grads:
         return torch.tensor(0.0)
-    return torch.linalg.vector_norm(
+    total = torch.linalg.vector_norm(
         torch.stack([torch.linalg.vector_norm(g, norm_type) for g in grads]), norm_type)
+    if error_if_nonfinite and not torch.isfinite(total):
+        raise RuntimeError("the total norm is non-finite")
+    return total
 
 
 @wrong("clip_grad_norm_", "branch_without_eps", "scaled gradients")
 def clip_branch(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False, foreach=None):
     grads = _grads_of(parameters)
-    total = _total(grads, norm_type)
+    total = _total(grads, norm_type, error_if_nonfinite)
     if total > max_norm:  # only clip when too large, and exactly to max_norm
         for g in grads:
             g *= max_norm / total
@@ -136,7 +139,7 @@ def clip_branch(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False, f
 def clip_per_parameter(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False,
                        foreach=None):
     grads = _grads_of(parameters)
-    total = _total(grads, norm_type)
+    total = _total(grads, norm_type, error_if_nonfinite)
     for g in grads:
         coef = max_norm / (torch.linalg.vector_norm(g, norm_type) + 1e-6)
         g.mul_(coef.clamp(max=1.0))
@@ -146,7 +149,7 @@ def clip_per_parameter(parameters, max_norm, norm_type=2.0, error_if_nonfinite=F
 @wrong("clip_grad_norm_", "coefficient_not_clamped", "scaled gradients")
 def clip_not_clamped(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False, foreach=None):
     grads = _grads_of(parameters)
-    total = _total(grads, norm_type)
+    total = _total(grads, norm_type, error_if_nonfinite)
     for g in grads:
         g.mul_(max_norm / (total + 1e-6))
     return total
@@ -156,17 +159,18 @@ def clip_not_clamped(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fal
 def clip_returns_after(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False,
                        foreach=None):
     grads = _grads_of(parameters)
-    coef = torch.clamp(max_norm / (_total(grads, norm_type) + 1e-6), max=1.0)
+    before = _total(grads, norm_type, error_if_nonfinite)
+    coef = torch.clamp(max_norm / (before + 1e-6), max=1.0)
     for g in grads:
         g.mul_(coef)
-    return _total(grads, norm_type)  # the norm now, after clipping
+    return _total(grads, norm_type, error_if_nonfinite)  # the norm now, after clipping
 
 
 @wrong("clip_grad_norm_", "python_float", "returned norm")
 def clip_returns_float(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False,
                        foreach=None):
     grads = _grads_of(parameters)
-    total = _total(grads, norm_type)
+    total = _total(grads, norm_type, error_if_nonfinite)
     coef = min(1.0, max_norm / (total.item() + 1e-6))
     for g in grads:
         g.mul_(coef)
@@ -178,11 +182,22 @@ def clip_generator_twice(parameters, max_norm, norm_type=2.0, error_if_nonfinite
                          foreach=None):
     if isinstance(parameters, torch.Tensor):
         parameters = [parameters]
-    total = _total([p.grad for p in parameters if p.grad is not None], norm_type)
+    total = _total([p.grad for p in parameters if p.grad is not None], norm_type,
+                   error_if_nonfinite)
     coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
     for p in parameters:  # a generator is already exhausted here
         if p.grad is not None:
             p.grad.mul_(coef)
+    return total
+
+
+@wrong("clip_grad_norm_", "nonfinite_flag_not_passed", "returned norm")
+def clip_flag_dropped(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False,
+                      foreach=None):
+    grads = _grads_of(parameters)
+    total = _total(grads, norm_type)  # error_if_nonfinite forgotten on the way
+    for g in grads:
+        g.mul_(torch.clamp(max_norm / (total + 1e-6), max=1.0))
     return total
 
 
