@@ -341,3 +341,17 @@ def test_outputs_are_arrays_that_cross_the_wire(name):
             assert type(value) is np.ndarray, (case.label, key, type(value))
         back = decode(json.loads(json.dumps(encode(out))))
         assert back.keys() == out.keys()
+
+
+def test_a_scheduler_on_torchs_base_class_is_allowed():
+    class StepLR(torch.optim.lr_scheduler.LRScheduler):
+        def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
+            self.step_size, self.gamma = step_size, gamma
+            super().__init__(optimizer, last_epoch)
+
+        def get_lr(self):
+            if self.last_epoch == 0 or self.last_epoch % self.step_size:
+                return [g["lr"] for g in self.optimizer.param_groups]
+            return [g["lr"] * self.gamma for g in self.optimizer.param_groups]
+
+    assert_full_marks("StepLR", StepLR)
