@@ -117,6 +117,8 @@ def make_optimizer(a: dict[str, Any]) -> torch.optim.Optimizer:
     for group, preset in zip(optimizer.param_groups, a.get("preset") or [], strict=False):
         if preset is not None:
             group["initial_lr"] = preset
+    for group, saved in zip(optimizer.param_groups, a.get("group_state") or [], strict=False):
+        group.update({k: (tuple(v) if k == "betas" else v) for k, v in saved.items()})
     return optimizer
 
 
@@ -1264,6 +1266,9 @@ class OneCycleLRExercise(ScheduleExercise):
               dict(base, anneal_strategy="linear"), steps=n + 2, public=public),
             c("cos: stepped past total_steps", END, base, steps=n + 2, public=public),
         ]
+        cases.append(self.resumed(c("resuming with last_epoch: the groups hold what the first "
+                                    "run wrote", END, base, lrs=(0.1, 0.02), opt="Adam",
+                                    steps=n // 2, public=public), n // 2))
         bad = [{"max_lr": 1.0}, {"max_lr": 1.0, "total_steps": 0},
                {"max_lr": 1.0, "total_steps": 10, "pct_start": 1.2},
                {"max_lr": 1.0, "total_steps": 10, "anneal_strategy": "step"},
@@ -1278,6 +1283,27 @@ class OneCycleLRExercise(ScheduleExercise):
                        {"max_lr": 1.0, "total_steps": 10, "cycle_momentum": False},
                        opt="Adagrad", steps=10, momentum=False, public=public))
         return cases
+
+
+    def resumed(self, case: Case, at: int) -> Case:
+        """The case restarted at step ``at``: the groups as torch's run left them there (its
+        optimizer's param_groups, as a checkpoint holds them), ``last_epoch=at - 1``."""
+        a = dict(case.args)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            optimizer = make_optimizer(a)
+            scheduler = torch_sched.OneCycleLR(optimizer, **a["kwargs"])
+            for _ in range(at - 1):
+                optimizer.step()
+                scheduler.step()
+        keys = ("lr", "initial_lr", "max_lr", "min_lr", "max_momentum", "base_momentum",
+                "momentum", "betas")
+        a["group_state"] = [{k: (list(g[k]) if k == "betas" else float(g[k])) for k in keys
+                             if k in g} for g in optimizer.param_groups]
+        a["kwargs"] = dict(a["kwargs"], last_epoch=at - 1)
+        return Case(case.label.replace("OneCycleLR(optimizer, ",
+                                       f"OneCycleLR(optimizer, last_epoch={at - 1}, "), a,
+                    public=case.public, facet=case.facet)
 
 
 # ---------------------------------------------------------------------------------------------
