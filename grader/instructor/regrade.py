@@ -133,10 +133,10 @@ def regrade(course: Any, assignment: str, *, url: str | None, seed: int | None =
                         "notebook": notebook, "seed": res["seed"],
                         "old_score": None if prev is None else prev["score"],
                         "new_score": res["score"], "max_score": res["max_score"],
-                        "cells": cells, "applied": not dry_run})
+                        "cells": cells, "applied": False})
     if not dry_run:
         for entry in changed:
-            apply(root, url, entry, new[entry["student"], entry["notebook"]])
+            entry["applied"] = apply(root, url, entry, new[entry["student"], entry["notebook"]])
     log_path = log_path or root / "regrade.log"
     if changed:
         with open(log_path, "a", encoding="utf-8") as f:
@@ -146,13 +146,16 @@ def regrade(course: Any, assignment: str, *, url: str | None, seed: int | None =
             "log": str(log_path), "dry_run": dry_run}
 
 
-def apply(root: Path, url: str | None, entry: dict[str, Any], res: dict[str, Any]) -> None:
-    """Write a changed result into the autograded notebook and the gradebook."""
+def apply(root: Path, url: str | None, entry: dict[str, Any], res: dict[str, Any]) -> bool:
+    """Write a changed result into the autograded notebook and the gradebook; whether anything
+    was there to update (a submission never autograded through nbgrader has neither)."""
+    wrote = False
     path = autograded_path(root, entry["student"], entry["assignment"], entry["notebook"])
     if path.is_file():
         update_notebook(path, res)
+        wrote = True
     if url is None:
-        return
+        return wrote
     from nbgrader.api import Gradebook, MissingEntry
 
     with Gradebook(url) as gb:
@@ -163,7 +166,9 @@ def apply(root: Path, url: str | None, entry: dict[str, Any], res: dict[str, Any
             except MissingEntry:
                 continue  # never autograded through nbgrader: nothing to update there
             grade.auto_score = cell["new_score"]
+            wrote = True
         gb.db.commit()
+    return wrote
 
 
 def update_notebook(path: Path, res: dict[str, Any]) -> None:
