@@ -58,7 +58,7 @@ from grader.chapters import ch03_sgd as ch03
 from grader.chapters import ch04_adaptive_optimizers as ch04
 from grader.kit.depends import Rebinder
 from grader.kit.exercise import (ERROR_KEY, Case, Exercise, Facet, Mistake, Outputs, Verdict,
-                                 compare_outputs, make_check, tensor, to_plain)
+                                 capture, compare_outputs, make_check, tensor, to_plain)
 from lossopt_helpers import capstone
 from lossopt_helpers.data import _split
 
@@ -92,7 +92,7 @@ SCHEDULERS_FORBIDDEN = (
 CLIPPING_FORBIDDEN = (
     "torch.nn.utils.clip_grad_norm_", "torch.nn.utils.clip_grads_with_norm_",
     "torch.nn.utils.get_total_norm", "torch.nn.utils.clip_grad.clip_grad_norm_",
-    "torch.nn.utils.clip_grad.clip_grads_with_norm_", "torch.nn.utils.clip_grad_value_",
+    "torch.nn.utils.clip_grad_value_",
     "torch.nn.utils.clip_grad.clip_grad_value_",
 )
 DATA_FORBIDDEN = (
@@ -257,6 +257,7 @@ def one_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 TRAJECTORY_TOL = {"rtol": 1e-4, "atol": 1e-5}
+DIAGNOSIS_STEPS, DIAGNOSIS_RTOL = 10, 1e-3  # a mistake is recognised on the first steps
 
 
 class AsWrittenExercise(Exercise):
@@ -271,6 +272,24 @@ class AsWrittenExercise(Exercise):
             out = impl(X, y, seed=int(case.args["seed"]),
                        num_epochs=int(case.args["num_epochs"]))
         return {"out": to_plain(out, "the returned losses")}
+
+    def diagnose(self, case: Case, got: Outputs) -> Mistake | None:
+        """The mistake whose first steps the answer's losses follow: a wrong loop drifts
+        chaotically later on (accumulated gradients blow up), so only the start is compared."""
+        if ERROR_KEY in got or got.get("out") is None or got["out"].ndim != 1:
+            return None
+        for mistake in self.mistakes:
+            try:
+                wrong = capture(self, mistake.impl, case, forbid=False)
+            except Exception:
+                continue
+            if ERROR_KEY in wrong or wrong["out"].shape != got["out"].shape:
+                continue
+            head = {"out": got["out"][:DIAGNOSIS_STEPS]}
+            if compare_outputs(head, {"out": wrong["out"][:DIAGNOSIS_STEPS]},
+                               rtol=DIAGNOSIS_RTOL, atol=self.atol) is None:
+                return mistake
+        return None
 
 
 class ClassifierAsWritten(AsWrittenExercise):
@@ -768,7 +787,8 @@ class RegressionRecipe(RecipeExercise):
             model.load_state_dict(_weights(got, f"seed{i}/", model))
             scaler = {k: torch.as_tensor(got[f"seed{i}/{k}"], dtype=torch.float32)
                       for k in ("x_mean", "x_scale", "y_mean", "y_scale")}
-            values.append(capstone.rmse(model, scaler, X_test, y_test) / baseline)
+            ratio = capstone.rmse(model, scaler, X_test, y_test) / baseline
+            values.append(ratio if math.isfinite(ratio) else math.inf)  # diverged: the worst
         return values
 
     def compare_more(self, case: Case, got: Outputs, expected: Outputs) -> str | None:
