@@ -393,7 +393,8 @@ class Grading:
         scanner = Scanner(units)
         found = {}
         for name, ex in self.chapter.exercises.items():
-            targets = forbidden_targets(ex.forbidden)
+            runtime_only = set(getattr(ex, "runtime_only", ()))
+            targets = forbidden_targets([p for p in ex.forbidden if p not in runtime_only])
             found[name] = scanner.findings(name, position.get(name, len(units)), targets,
                                            tuple(getattr(ex, "depends_on", ())))
         return found
@@ -467,6 +468,12 @@ class Grading:
         if reply.get("missing"):
             problem = self.plan.problems.get(name)
             if answer_step is not None and answer_step.status == "error":
+                error = answer_step.reply.get("error") or {}
+                if error.get("type") == "NotImplementedError":
+                    # nbgrader's untouched stub at the top of the cell (a "paste your parts here"
+                    # region): the exercise is not answered yet, nothing in it is broken.
+                    return fail("missing", f"{name} is not answered yet: its answer cell still "
+                                           f"raises NotImplementedError" + frames_text(error))
                 return fail("error", f"{name} is not defined because your answer cell raised "
                                      f"an error:\n{render_error(answer_step.reply.get('error'))}")
             return fail("missing", problem or f"{name} is not defined: write it in its answer "

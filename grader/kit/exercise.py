@@ -121,6 +121,10 @@ class Exercise:
     points: float = 0.0
     # Dotted paths of what the answer must not call, e.g. "torch.nn.functional.cross_entropy".
     forbidden: tuple[str, ...] = ()
+    # Forbidden paths enforced only while the check runs (tripwires), never by reading the code:
+    # the notebook itself calls them at top level (a data loader), and whatever an answer could
+    # reach through such a call is withheld at run time, where the mistake is diagnosed.
+    runtime_only: tuple[str, ...] = ()
     rtol: float = 1e-7
     atol: float = 1e-10
     mistakes: tuple[Mistake, ...] = ()
