@@ -1634,11 +1634,23 @@ def run_lr_find(impl: Any, a: dict[str, Any]) -> Outputs:
             "losses": np.array(numbers(list(losses), "losses"))}
 
 
-class LrFindExercise(ScheduleExercise):
+class FunctionExercise(ScheduleExercise):
+    """An exercise on a plain function, not a scheduler: no base class to substitute, and the
+    answer runs as given."""
+
+    depends_on = ()
+
+    def substitutes(self) -> dict[str, Any]:
+        return {}
+
+    def prepare(self, impl: Any) -> Any:
+        return impl
+
+
+class LrFindExercise(FunctionExercise):
     name = "lr_find"
     grade_id = "test_lr_find"
     points = 2.0
-    depends_on = ()
     facets = (Facet(SWEEP, 1.0, "the exponential sweep, the lr each step used, smoothed losses, "
                                 "the stop at diverge_th x the best smoothed loss"),
               Facet(RESTORE, 1.0, "the model's parameters and buffers and the optimizer's state "
@@ -1648,12 +1660,6 @@ class LrFindExercise(ScheduleExercise):
         # torch has no LR range test; the grader's own reference is what must not be called.
         self.forbidden = (f"{__name__}.lr_find_model",)
         self._public = None
-
-    def substitutes(self) -> dict[str, Any]:
-        return {}
-
-    def prepare(self, impl: Any) -> Any:
-        return impl
 
     def torch_reference(self) -> Callable[..., Any]:
         return lr_find_model()
@@ -1741,11 +1747,10 @@ def suggest_lr_reference(lrs: Any, losses: Any) -> float:
 STEEPEST, ENDS = "steepest descent", "end points and ties"
 
 
-class SuggestLrExercise(ScheduleExercise):
+class SuggestLrExercise(FunctionExercise):
     name = "suggest_lr"
     grade_id = "test_suggest_lr"
     points = 1.0
-    depends_on = ()
     facets = (Facet(STEEPEST, 0.5, "the lr of the most negative slope of the loss against "
                                    "log(lr), on range-test curves"),
               Facet(ENDS, 0.5, "one-sided slopes at the first and last points, the first index "
@@ -1754,12 +1759,6 @@ class SuggestLrExercise(ScheduleExercise):
     def __init__(self) -> None:
         self.forbidden = (f"{__name__}.suggest_lr_reference",)
         self._public = None
-
-    def substitutes(self) -> dict[str, Any]:
-        return {}
-
-    def prepare(self, impl: Any) -> Any:
-        return impl
 
     def torch_reference(self) -> Callable[..., Any]:
         return suggest_lr_reference

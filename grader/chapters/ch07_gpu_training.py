@@ -99,6 +99,7 @@ class Ch7Exercise(Exercise):
     """What the six exercises share: memoised reference, per-key tolerance, diagnosis."""
 
     tolerances: dict[str, dict[str, float]] = {}
+    diagnose_errors = True  # a mistake's model raises the same exception, message included
 
     def tol(self, case: Case, key: str) -> dict[str, float]:
         if key in self.tolerances:
@@ -137,18 +138,6 @@ class Ch7Exercise(Exercise):
             if self.compare(case, got, wrong) is None:
                 return mistake
         return None
-
-    def judge(self, case: Case, got: Outputs, expected: Outputs | None = None) -> Verdict:
-        if expected is None:
-            expected = self.reference(case)
-        problem = self.compare(case, got, expected)
-        if problem is None:
-            return Verdict(True)
-        where = f"{self.name} failed on {case.label}:\n  {problem}"
-        mistake = self.diagnose(case, got)
-        if mistake is not None:
-            return Verdict(False, f"{where}\n  Likely mistake: {mistake.message}", mistake.key)
-        return Verdict(False, where)
 
     def simplicity(self, case: Case) -> tuple[Any, ...]:
         return (not case.public, len(str(case.args)), case.label)

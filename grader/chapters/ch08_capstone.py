@@ -509,6 +509,7 @@ class RecipeExercise(Exercise):
     # A data loader called at the notebook's top level is how the notebook shows its data; a
     # recipe that reads what it built is refused at run time (withheld globals: "train_on_test").
     runtime_only = DATA_FORBIDDEN
+    diagnose_errors = True  # a withheld global's NameError is the train_on_test mistake
     metric_name = ""
     low = high = 0.0  # the thresholds (accuracy: at least; RMSE ratio: at most)
     higher_is_better = True
@@ -622,18 +623,6 @@ class RecipeExercise(Exercise):
     def diagnose_more(self, case: Case, got: Outputs, keys: dict[str, Mistake]
                       ) -> Mistake | None:
         return None
-
-    def judge(self, case: Case, got: Outputs, expected: Outputs | None = None) -> Verdict:
-        if expected is None:
-            expected = self.reference(case)
-        problem = self.compare(case, got, expected)
-        if problem is None:
-            return Verdict(True)
-        where = f"{self.name} failed on {case.label}:\n  {problem}"
-        mistake = self.diagnose(case, got)
-        if mistake is not None:
-            return Verdict(False, f"{where}\n  Likely mistake: {mistake.message}", mistake.key)
-        return Verdict(False, where)
 
     # -- cases ------------------------------------------------------------------------------
     def facet_cases(self, label: str, args: dict[str, Any], public: bool) -> list[Case]:

@@ -134,6 +134,10 @@ class Exercise:
     # ``AdamW`` on ``Adam``). The answer is checked with :meth:`substitutes` in their place (see
     # :mod:`grader.kit.depends`), so that their mistakes are charged to their own exercise.
     depends_on: tuple[str, ...] = ()
+    # Whether an answer that raises where PyTorch does not is still matched against the
+    # mistakes (whose models raise too: a scaler's refusal, a withheld global); off, it is only
+    # reported.
+    diagnose_errors: bool = False
 
     # -- to implement -------------------------------------------------------------------------
     def public_cases(self) -> list[Case]:
@@ -213,7 +217,7 @@ class Exercise:
         if problem is None:
             return Verdict(True)
         where = f"{self.name} failed on {case.label}:\n  {problem}"
-        if ERROR_KEY in got and ERROR_KEY not in expected:
+        if ERROR_KEY in got and ERROR_KEY not in expected and not self.diagnose_errors:
             return Verdict(False, where)
         mistake = self.diagnose(case, got)
         if mistake is not None:
