@@ -188,6 +188,24 @@ def test_data_in_defaults_or_closures_is_refused():
             ch08.withhold_data(recipe)(None, None, None, 1.0)
 
 
+def test_the_dataset_files_are_closed_while_a_recipe_runs(tmp_path, monkeypatch):
+    import os
+
+    import sklearn.datasets
+
+    digits = os.path.join(os.path.dirname(sklearn.datasets.__file__), "data", "digits.csv.gz")
+    link = tmp_path / "innocent.gz"
+    link.symlink_to(digits)  # a path in disguise is resolved first
+    with ch08.dataset_files_closed():
+        for opener in (lambda p: open(p, "rb"), lambda p: os.open(p, os.O_RDONLY)):
+            for path in (digits, str(link)):
+                with pytest.raises(PermissionError, match="withheld: .*digits.csv.gz"):
+                    opener(path)
+        (tmp_path / "own.txt").write_text("a recipe's own file")  # other files stay open
+    with open(digits, "rb") as f:  # closed only while a recipe runs
+        assert f.read(2) == b"\x1f\x8b"
+
+
 @pytest.mark.parametrize(("value", "withheld"), [
     (torch.zeros(2), True), (np.zeros(2), True), ([torch.zeros(2)], True), ({"a": 1}, True),
     (torch.nn.Linear(2, 2), True), (NOTEBOOK_DATA, True), (torch.utils.data.TensorDataset(

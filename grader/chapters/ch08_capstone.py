@@ -29,8 +29,9 @@ impossible rather than merely detected:
    not visible to it, so it cannot reach the notebook's own test split (or its full data) by a
    global name; defaults and closures that carry data are refused the same way.
 
-What remains is reading the dataset's file by its path with ``open``: no realistic mistake
-does that, and under bubblewrap the grading host can hide the file (see the chapter's notes).
+4. While a recipe runs, an audit hook refuses to open any file of the dataset folders
+   (scikit-learn's bundled data, ``$MNIST_DIR``): reading the data by its path fails with a
+   ``PermissionError`` that names the rule (:func:`dataset_files_closed`).
 
 Scoring (facets, stated in the exercise text): each facet is a case; the cases of a split share
 one set of training runs (one per seed, cached by :meth:`RecipeExercise.run`).
@@ -42,7 +43,9 @@ import contextlib
 import functools
 import hashlib
 import math
+import os
 import signal
+import sys
 import time
 import types
 import warnings
@@ -550,8 +553,9 @@ class RecipeExercise(Exercise):
             torch.manual_seed(int(seed))
             model = self.build_model(case)
             start = _cpu()
-            result = _within(recipe, self.budget_s * self.hard_limit, model, X, y,
-                             self.budget_s)
+            with dataset_files_closed():
+                result = _within(recipe, self.budget_s * self.hard_limit, model, X, y,
+                                 self.budget_s)
             times.append(_cpu() - start)
             for name, value in model.state_dict().items():
                 outputs[f"seed{i}/{name}"] = to_plain(value, f"the model's {name}")
@@ -610,7 +614,8 @@ class RecipeExercise(Exercise):
         keys = {m.key: m for m in self.mistakes}
         if ERROR_KEY in got:
             message = str(got.get("__message__", ""))
-            if str(got[ERROR_KEY]) == "NameError" and message.startswith("withheld"):
+            if str(got[ERROR_KEY]) in ("NameError", "PermissionError") and \
+                    message.startswith("withheld"):
                 return keys.get("train_on_test")
             return None
         facet = self.facet_of(case)
@@ -657,6 +662,53 @@ def _digest(args: Any) -> str:
     return h.hexdigest()
 
 
+# -- the dataset's files, closed to a running recipe ------------------------------------------
+
+_READ_GUARD = {"armed": False, "dirs": ()}
+
+
+def _dataset_dirs() -> tuple[str, ...]:
+    """The folders whose files hold the datasets: scikit-learn's bundled data and $MNIST_DIR."""
+    import sklearn.datasets
+
+    dirs = [os.path.join(os.path.dirname(sklearn.datasets.__file__), "data")]
+    if os.environ.get("MNIST_DIR"):
+        dirs.append(os.environ["MNIST_DIR"])
+    return tuple(os.path.join(os.path.realpath(d), "") for d in dirs)
+
+
+def _refuse_dataset_files(event: str, args: tuple[Any, ...]) -> None:
+    """An audit hook: while a recipe runs, opening a file of a dataset folder is refused."""
+    if event != "open" or not _READ_GUARD["armed"] or not args or isinstance(args[0], int):
+        return
+    _READ_GUARD["armed"] = False  # realpath below must not re-enter the hook
+    try:
+        path = os.path.realpath(os.fsdecode(args[0]))
+    except (TypeError, ValueError):
+        return
+    finally:
+        _READ_GUARD["armed"] = True
+    if path.startswith(_READ_GUARD["dirs"]):
+        raise PermissionError(f"withheld: a recipe may not open the dataset's own files "
+                              f"({os.path.basename(path)}); it learns from X_train and y_train")
+
+
+@contextlib.contextmanager
+def dataset_files_closed() -> Iterator[None]:
+    """While inside, no code of this process can open a dataset file (by path, with ``open``,
+    ``io.open`` or ``os.open``): with the loaders forbidden and the notebook's data withheld,
+    this closes the last way to the test split. An audit hook cannot be removed, so it is added
+    once and armed only here."""
+    if not _READ_GUARD["dirs"]:
+        _READ_GUARD["dirs"] = _dataset_dirs()
+        sys.addaudithook(_refuse_dataset_files)
+    _READ_GUARD["armed"] = True
+    try:
+        yield
+    finally:
+        _READ_GUARD["armed"] = False
+
+
 def _within(recipe: Callable[..., Any], limit_s: float, *args: Any) -> Any:
     """Call ``recipe(*args)``, stopped with :class:`BudgetExceeded` after ``limit_s`` CPU seconds
     (a profiling timer; where signals cannot be used, the sandbox's own timeout is the limit)."""
@@ -679,7 +731,7 @@ def _within(recipe: Callable[..., Any], limit_s: float, *args: Any) -> Any:
 
 RECIPE_MISTAKES = (
     Mistake("train_on_test", "the recipe reaches for data it was not given (a global of the "
-            "notebook such as its X_test, or the full dataset): the grader withholds every "
+            "notebook such as its X_test, the full dataset, or its files): the grader withholds every "
             "tensor, array and model of the notebook from the recipe and holds the test split "
             "back, so a recipe learns from its X_train and y_train arguments only",
             lambda *a: None),
