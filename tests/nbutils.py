@@ -114,6 +114,19 @@ def facet_scores(ex: Any, impl: Any, **kwargs: Any) -> tuple[float, dict[str, fl
     return result.score, {f.name: f.score for f in result.facets}, report
 
 
+def score_and_lost(ex: Any, impl: Any, **kwargs: Any) -> tuple[float, set[str], str]:
+    """An answer checked in this process: its score, the facets it scores 0 on, the report."""
+    score, by_facet, report = facet_scores(ex, impl, **kwargs)
+    return score, {f for f, value in by_facet.items() if value == 0}, report
+
+
+def assert_full_marks(ex: Any, impl: Any, runs: list[dict[str, Any]]) -> None:
+    """``impl`` earns every point of ``ex`` in each run (``check_exercise`` keyword arguments)."""
+    for kwargs in runs:
+        score, lost, report = score_and_lost(ex, impl, **kwargs)
+        assert score == ex.points and not lost, f"{kwargs}:\n{report}"
+
+
 def lost_facets(ex: Any, impl: Any, **kwargs: Any) -> set[str]:
     """The names of the facets an answer loses."""
     result, _ = check_exercise(ex, impl, **kwargs)

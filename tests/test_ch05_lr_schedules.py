@@ -29,7 +29,8 @@ from corpus.ch05_lr_schedules import CORPUS, LOSES, RIGHT
 from grader.chapters.ch05_lr_schedules import CHAPTER, EXERCISES, MODELS, check
 from grader.core.wire import decode, encode
 from grader.kit.exercise import ForbiddenCallError, check_exercise, resolve, tripwires
-from nbutils import SOLUTIONS, facet_scores, solution_namespace
+from nbutils import SOLUTIONS, score_and_lost, solution_namespace
+from nbutils import assert_full_marks as full_marks
 
 NOTEBOOK = SOLUTIONS / CHAPTER / f"{CHAPTER}.ipynb"
 SEEDS = (0, 1)
@@ -41,14 +42,11 @@ POINTS = {"LRScheduler": 2, "StepLR": 1, "MultiStepLR": 1, "ExponentialLR": 1, "
 
 def scored(name, impl, **kwargs):
     """(score, facets lost, report) of an answer, checked in this process."""
-    score, by_facet, report = facet_scores(EXERCISES[name], impl, **kwargs)
-    return score, {f for f, value in by_facet.items() if value == 0}, report
+    return score_and_lost(EXERCISES[name], impl, **kwargs)
 
 
 def assert_full_marks(name, impl, runs=RUNS):
-    for kwargs in runs:
-        score, lost, report = scored(name, impl, **kwargs)
-        assert score == EXERCISES[name].points and not lost, f"{kwargs}:\n{report}"
+    full_marks(EXERCISES[name], impl, runs)
 
 
 @pytest.fixture(scope="module")

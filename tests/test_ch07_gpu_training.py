@@ -29,7 +29,8 @@ from grader.chapters.ch07_gpu_training import (CHAPTER, EXERCISES, ScalerModel, 
                                                measured_memory, model_accumulated, model_amp_step,
                                                model_benchmark, model_memory, model_move_to,
                                                simulated_clock)
-from nbutils import SOLUTIONS, facet_scores, solution_namespace
+from nbutils import SOLUTIONS, score_and_lost, solution_namespace
+from nbutils import assert_full_marks as full_marks
 
 NOTEBOOK = SOLUTIONS / CHAPTER / f"{CHAPTER}.ipynb"
 RUNS = [{}, {"hidden": True, "seed": 0}]
@@ -40,14 +41,12 @@ def facets(name):
 
 
 def scored(name, impl, **kwargs):
-    score, by_facet, report = facet_scores(EXERCISES[name], impl, **kwargs)
-    return score, {f for f, value in by_facet.items() if value == 0}, report
+    """(score, facets lost, report) of an answer, checked in this process."""
+    return score_and_lost(EXERCISES[name], impl, **kwargs)
 
 
 def assert_full_marks(name, impl, runs=RUNS):
-    for kwargs in runs:
-        score, lost, report = scored(name, impl, **kwargs)
-        assert score == EXERCISES[name].points and not lost, f"{kwargs}:\n{report}"
+    full_marks(EXERCISES[name], impl, runs)
 
 
 @pytest.fixture(scope="module")
