@@ -21,7 +21,6 @@ import io
 import math
 import warnings
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -32,18 +31,15 @@ from grader.chapters.ch06_debugging_training import (CHAPTER, EXERCISES, FUNCTIO
 from grader.kit.exercise import ForbiddenCallError, capture, resolve, tripwires
 from lossopt_helpers import bugzoo
 from lossopt_helpers.bugzoo import Bug
-from nbutils import SOLUTIONS, facet_scores, solution_namespace
+from nbutils import SOLUTIONS, score_and_lost, solution_namespace
 
 NOTEBOOK = SOLUTIONS / CHAPTER / f"{CHAPTER}.ipynb"
+_REFERENCE_1 = bugzoo.reference_1
 
 
 def scored(name, impl, **kwargs):
-    """(score, {facet: score}, report) of ``impl`` checked as a test cell checks it."""
-    return facet_scores(EXERCISES[name], impl, **kwargs)
-
-
-def lost_of(per_facet, name):
-    return {f.name for f in EXERCISES[name].facet_list() if per_facet[f.name] == 0}
+    """(score, facets lost, report) of ``impl`` checked as a test cell checks it."""
+    return score_and_lost(EXERCISES[name], impl, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -87,8 +83,8 @@ def test_other_correct_answers_score_full_marks(name, impl):
 @pytest.mark.parametrize(("name", "key", "impl"), CORPUS, ids=[fn.__name__ for _, _, fn in CORPUS])
 def test_corpus_entry_loses_exactly_its_facets_and_is_named(name, key, impl):
     mistake = next(m for m in EXERCISES[name].mistakes if m.key == key)
-    score, per_facet, report = scored(name, impl, hidden=True, seed=0)
-    assert lost_of(per_facet, name) == LOSES[impl.__name__], report
+    score, lost, report = scored(name, impl, hidden=True, seed=0)
+    assert lost == LOSES[impl.__name__], report
     assert f"Likely mistake: {mistake.message}" in report, report
 
 
@@ -101,11 +97,10 @@ def test_every_mistake_has_a_corpus_entry(name):
 @pytest.mark.parametrize("name", [n for n in EXERCISES if not n.startswith("zoo")])
 def test_every_mistake_model_is_caught_and_charged_to_its_facet(name):
     for mistake in EXERCISES[name].mistakes:
-        score, per_facet, report = scored(name, mistake.impl, hidden=True, seed=1)
+        score, lost, report = scored(name, mistake.impl, hidden=True, seed=1)
         assert score < EXERCISES[name].points and mistake.message in report, \
             f"{mistake.key}:\n{report}"
-        if mistake.facet is not None:
-            assert lost_of(per_facet, name) == {mistake.facet}, f"{mistake.key}:\n{report}"
+        assert lost == {mistake.facet}, f"{mistake.key}:\n{report}"
 
 
 @pytest.mark.parametrize("name", ["zoo_1", "zoo_2", "zoo_3", "zoo_4"])
@@ -169,6 +164,8 @@ CHEATS = [
     ("gradcheck", _torch_gradcheck),
     ("gradcheck", lambda func, inputs, **kw: torch.autograd.gradcheck(func, inputs, **kw)),
     ("zoo_1", lambda: (Bug.MISSING_ZERO_GRAD, bugzoo.reference_1)),
+    # Taken before the check starts, so that no tripwire sees the call: recognised by its code.
+    ("zoo_1", lambda: (Bug.MISSING_ZERO_GRAD, _REFERENCE_1)),
     ("zoo_3", lambda: (Bug.EVAL_MODE_WHILE_TRAINING,
                        lambda X, y, **hyper: bugzoo.reference_3(X, y, **hyper))),
 ]
@@ -194,9 +191,8 @@ def test_stubs_raise_not_implemented_and_nothing_else():
 
 
 def test_a_bug_named_in_words_is_refused_with_a_clear_message():
-    score, per_facet, report = scored("zoo_1", lambda: ("MISSING_ZERO_GRAD",
-                                                        bugzoo.BUGGY["zoo_1"]))
-    assert per_facet["bug named"] == 0 and "member of Bug" in report, report
+    score, lost, report = scored("zoo_1", lambda: ("MISSING_ZERO_GRAD", bugzoo.BUGGY["zoo_1"]))
+    assert "bug named" in lost and "member of Bug" in report, report
 
 
 # ---------------------------------------------------------------------------------------------
@@ -244,13 +240,14 @@ def test_gradchecks_verdicts_on_the_planted_bugs_are_torchs():
     assert verdicts["a + b broadcast (unreduced gradient)"] == "True"
 
 
-def test_gradchecks_mistakes_are_told_apart_on_the_public_case():
+def test_a_copy_perturbed_and_a_float32_check_are_told_apart_on_the_public_case():
+    # (forward differences and an absolute tolerance only show on the hidden cases)
     ex = EXERCISES["gradcheck"]
     case = ex.cases(hidden=False)[0]
     patterns = {m.key: tuple(map(str, capture(ex, m.impl, case, forbid=False).values()))
                 for m in ex.mistakes if m.facet == "verdicts"}
     expected = tuple(map(str, ex.reference(case).values()))
-    assert patterns["perturbed_a_copy"] != patterns["float32_check"] != expected
+    assert len({patterns["perturbed_a_copy"], patterns["float32_check"], expected}) == 3
 
 
 def test_the_silent_bugs_measured_in_the_chapter():
@@ -266,18 +263,6 @@ def test_the_silent_bugs_measured_in_the_chapter():
         wrong = F.mse_loss(pred, target)
     assert any("broadcast" in str(w.message) for w in caught)
     assert wrong.item() == ((pred - target) ** 2).mean().item() != 0.0
-
-
-@pytest.mark.parametrize("name", list(EXERCISES))
-def test_hidden_cases_are_plain_data_drawn_from_the_seed_only(name):
-    ex = EXERCISES[name]
-    first, again = ex.cases(hidden=True, seed=7), ex.cases(hidden=True, seed=7)
-    assert [c.label for c in first] == [c.label for c in again]
-    for a, b in zip(first, again):
-        for key, value in a.args.items():
-            if isinstance(value, np.ndarray):
-                assert np.array_equal(value, b.args[key])
-    assert {c.facet or ex.facet_list()[0].name for c in first} <= {f.name for f in ex.facet_list()}
 
 
 def test_every_gradcheck_function_named_in_the_cases_exists():

@@ -25,10 +25,8 @@ holds learner-style versions of them, and the tests check that each loses exactl
 
 from __future__ import annotations
 
-import contextlib
 import math
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -37,14 +35,15 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn import utils as tnu
 
-from grader.kit.exercise import (ERROR_KEY, Case, Exercise, Facet, ForbiddenCallError, Mistake,
-                                 Outputs, capture, compare_outputs, make_check)
+from grader.chapters.ch03_sgd import fmt  # hyperparameters as written in a call
+from grader.kit.exercise import (Case, Exercise, Facet, ForbiddenCallError, Mistake, Outputs,
+                                 make_check)
+from grader.kit.threads import one_thread
 from lossopt_helpers import bugzoo
 from lossopt_helpers.bugzoo import Bug
 
 CHAPTER = "06_debugging_training"
 INF = float("inf")
-_gradcheck_module = sys.modules["torch.autograd.gradcheck"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -85,57 +84,17 @@ def _grads_after(params: list[torch.Tensor]) -> Outputs:
             for i, p in enumerate(params)}
 
 
-@contextlib.contextmanager
-def one_thread() -> Iterator[None]:
-    """Run tiny models on one thread: faster than several fighting over a busy CPU, and the
-    same float sums on every machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 def _text(value: str) -> np.ndarray:
     """A string output (0-d: the only kind the sandbox wire carries)."""
     return np.array(value)
 
 
-def _aligned(got: Outputs, other: Outputs) -> tuple[Outputs, Outputs]:
-    """Both sides' text outputs at one width: "True" and "False" are compared by value, not by
-    their numpy dtypes (<U4, <U5), and the wire's minimal widths do not matter."""
-    got, other = dict(got), dict(other)
-    for key in set(got) & set(other):
-        a, b = got[key], other[key]
-        if key != ERROR_KEY and a.dtype.kind == "U" and b.dtype.kind == "U":
-            width = max(a.dtype.itemsize, b.dtype.itemsize) // 4
-            got[key], other[key] = a.astype(f"<U{width}"), b.astype(f"<U{width}")
-    return got, other
-
-
-class TextAware(Exercise):
-    """Chapter 6's exercises output text (verdicts, Bug names, dtypes): compared by value."""
-
-    def compare(self, case: Case, got: Outputs, expected: Outputs) -> str | None:
-        return compare_outputs(*_aligned(got, expected), rtol=self.rtol, atol=self.atol)
-
-    def diagnose(self, case: Case, got: Outputs) -> Mistake | None:
-        for mistake in self.mistakes:
-            try:
-                wrong = capture(self, mistake.impl, case, forbid=False)
-            except Exception:  # a mistake that cannot run on this case says nothing about it
-                continue
-            if ERROR_KEY in wrong and ERROR_KEY not in got:
-                continue
-            if compare_outputs(*_aligned(got, wrong), rtol=self.rtol, atol=self.atol) is None:
-                return mistake
-        return None
-
-
 def _norm_outputs(value: Any) -> Outputs:
     """A returned norm: its value, whether it is a tensor (torch returns a 0-d tensor), its dtype.
-    A Python float is read, not refused, so that the mistake can be named."""
+    A Python float or None is read, not refused, so that the mistake can be named."""
+    if value is None:
+        return {"returns a tensor": np.array(False), "dtype": _text("NoneType"),
+                "out": np.array(np.nan)}
     if type(value) is torch.Tensor:
         return {"returns a tensor": np.array(True), "dtype": _text(str(value.dtype)),
                 "out": np.array(value.detach().cpu().double().numpy(), copy=True)}
@@ -178,7 +137,7 @@ _right_norm = _norm_model()
 
 def _clip_model(*, branch: bool = False, per_param: bool = False, post: bool = False,
                 as_float: bool = False, twice: bool = False, no_clamp: bool = False,
-                flag_dropped: bool = False) -> Callable[..., Any]:
+                flag_dropped: bool = False, no_return: bool = False) -> Callable[..., Any]:
     def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False,
                         foreach=None):
         if isinstance(parameters, torch.Tensor):
@@ -207,6 +166,8 @@ def _clip_model(*, branch: bool = False, per_param: bool = False, post: bool = F
                 g.mul_(coef)
         if post:
             total = _right_norm(grads, norm_type) if grads else total
+        if no_return:
+            return None
         return total.item() if as_float else total
     return clip_grad_norm_
 
@@ -228,7 +189,7 @@ def _value_model(*, one_side: bool = False, returns: bool = False, abs_clip: boo
     return clip_grad_value_
 
 
-class GetTotalNorm(TextAware):
+class GetTotalNorm(Exercise):
     name = "get_total_norm"
     grade_id = "test_get_total_norm"
     points = 2.0
@@ -290,7 +251,7 @@ class GetTotalNorm(TextAware):
         return tnu.get_total_norm
 
 
-class ClipGradNorm(TextAware):
+class ClipGradNorm(Exercise):
     name = "clip_grad_norm_"
     grade_id = "test_clip_grad_norm_"
     points = 3.0
@@ -318,6 +279,9 @@ class ClipGradNorm(TextAware):
                 "before", _clip_model(post=True), facet="returned norm"),
         Mistake("python_float", "the total is returned as a Python float (.item()): torch "
                 "returns a 0-d tensor", _clip_model(as_float=True), facet="returned norm"),
+        Mistake("returns_nothing", "nothing is returned: clip_grad_norm_ returns the total "
+                "norm from before clipping (a 0-d tensor), which training loops log",
+                _clip_model(no_return=True), facet="returned norm"),
         Mistake("generator_consumed_twice", "the parameters are read twice: a generator is "
                 "empty the second time, so read `parameters` into a list once",
                 _clip_model(twice=True), facet="returned norm"),
@@ -360,12 +324,11 @@ class ClipGradNorm(TextAware):
 
     def run(self, impl: Any, case: Case) -> Outputs:
         ps = _params(case)
-        out = _norm_outputs(impl(_given(case, ps), case.args["max_norm"],
-                                 case.args.get("norm_type", 2.0),
-                                 error_if_nonfinite=case.args.get("err", False)))
-        if case.facet == "scaled gradients":
+        ret = impl(_given(case, ps), case.args["max_norm"], case.args.get("norm_type", 2.0),
+                   error_if_nonfinite=case.args.get("err", False))
+        if case.facet == "scaled gradients":  # what it returns is the other facet's business
             return _grads_after(ps)
-        return {**out, **_grads_after(ps)}
+        return {**_norm_outputs(ret), **_grads_after(ps)}
 
     def torch_reference(self) -> Any:
         return tnu.clip_grad_norm_
@@ -374,7 +337,7 @@ class ClipGradNorm(TextAware):
         return {"get_total_norm": _right_norm}
 
 
-class ClipGradValue(TextAware):
+class ClipGradValue(Exercise):
     name = "clip_grad_value_"
     grade_id = "test_clip_grad_value_"
     points = 2.0
@@ -620,7 +583,7 @@ def _torch_gradcheck(func, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exce
                                     raise_exception=raise_exception)
 
 
-class Gradcheck(TextAware):
+class Gradcheck(Exercise):
     name = "gradcheck"
     grade_id = "test_gradcheck"
     points = 3.0
@@ -830,53 +793,7 @@ def _batch(rng: np.random.Generator, n: int, features: int, classes: int,
     return rng.normal(0.0, scale, (n, features)), rng.integers(0, classes, n)
 
 
-# Reference implementations of the battery, written from the exercise text's conventions.
-
-
-def ref_initial_loss_check(model, loss_fn, batch, num_classes):
-    X, y = batch
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        loss = loss_fn(model(X), y).item()
-    model.train(was_training)
-    return loss, math.log(num_classes)
-
-
-def ref_overfit_one_batch(model, loss_fn, optimizer, batch, steps):
-    X, y = batch
-    was_training = model.training
-    model.eval()
-    for _ in range(steps):
-        optimizer.zero_grad()
-        loss = loss_fn(model(X), y)
-        loss.backward()
-        optimizer.step()
-    model.train(was_training)
-    return loss.item()
-
-
-def ref_batch_dependence(model, x, i):
-    x = x.detach().clone().requires_grad_(True)
-    out = model(x)
-    (grad,) = torch.autograd.grad(out[i].sum(), x)
-    others = torch.cat([grad[:i], grad[i + 1:]])
-    return bool((others != 0).any())
-
-
-def ref_grad_stats(model):
-    stats = {}
-    for name, p in model.named_parameters():
-        if p.grad is None:
-            continue
-        g = p.grad.detach()
-        stats[name] = {"grad_norm": g.norm().item(), "grad_mean": g.mean().item(),
-                       "grad_abs_max": g.abs().max().item(),
-                       "param_norm": p.detach().norm().item()}
-    return stats
-
-
-# Their mistakes, as models
+# The battery's exercises, and their mistakes as models
 
 
 def _ilc_model(*, train_mode: bool = False, log2: bool = False, not_restored: bool = False
@@ -950,7 +867,15 @@ def _stats_model(*, none_as_zero: bool = False, mean_abs: bool = False, squared:
     return grad_stats
 
 
-class Battery(TextAware):
+# The references of the battery: the models above with no mistake switched on, written from
+# the exercise text's conventions (module names: they are what an answer may not call).
+ref_initial_loss_check = _ilc_model()
+ref_overfit_one_batch = _overfit_model()
+ref_batch_dependence = _dependence_model()
+ref_grad_stats = _stats_model()
+
+
+class Battery(Exercise):
     """Shared: float64 models, checked against this module's references in float64."""
 
     rtol, atol = 1e-9, 1e-12
@@ -1425,12 +1350,12 @@ HIDING: dict[str, list[tuple[str, str, Callable[..., Any]]]] = {
 }
 
 
-def _wrong_name_message(named: Bug, planted: Bug) -> str:
+def _wrong_name_message(named: Bug) -> str:
     return (f"this loop's bug is not {named.name}, which would show as: {SYMPTOMS[named]}. "
             f"Run the buggy loop, look at its losses, and reread it line by line")
 
 
-class Zoo(TextAware):
+class Zoo(Exercise):
     """``zoo_k() -> (Bug member, repaired loop)``; the loop is run with the grader's
     hyperparameters and compared with the reference loop's trajectory."""
 
@@ -1448,7 +1373,7 @@ class Zoo(TextAware):
         self.forbidden = tuple(f"lossopt_helpers.bugzoo.reference_{k}" for k in
                                sorted(range(1, 5), key=lambda k: k != number))  # its own first
         reference = _wrapped(bugzoo.REFERENCE[self.name])
-        names = [Mistake(f"named_{bug.name.lower()}", _wrong_name_message(bug, self.planted),
+        names = [Mistake(f"named_{bug.name.lower()}", _wrong_name_message(bug),
                          _zoo_answer(bug, reference), facet=NAMED)
                  for bug in Bug if bug is not self.planted]
         repairs = [Mistake("loop_not_repaired", "the loop still has its bug: the trajectory is "
@@ -1459,15 +1384,10 @@ class Zoo(TextAware):
                     for key, message, loop in HIDING[self.name]]
         self.mistakes = tuple(names + repairs)
 
-    def diagnose(self, case: Case, got: Outputs) -> Mistake | None:
+    def candidate_mistakes(self, case: Case) -> tuple[Mistake, ...]:
         """Only the mistakes of the case's facet: a wrong name says nothing about a trajectory
         (and running every named mistake's loop would cost seconds)."""
-        mine = tuple(m for m in self.mistakes if m.facet == case.facet)
-        saved, self.mistakes = self.mistakes, mine
-        try:
-            return super().diagnose(case, got)
-        finally:
-            self.mistakes = saved
+        return tuple(m for m in self.mistakes if m.facet == case.facet)
 
     def _data_case(self, label: str, n: int, data_seed: int, hyper: dict[str, Any],
                    public: bool) -> Case:
@@ -1517,11 +1437,6 @@ class Zoo(TextAware):
 
     def torch_reference(self) -> Any:
         return _zoo_answer(self.planted, _wrapped(bugzoo.REFERENCE[self.name]))
-
-
-def fmt(hyper: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                     for k, v in hyper.items())
 
 
 _HYPER = {"epochs": 4, "batch_size": 32, "hidden": 32, "seed": 0}

@@ -196,9 +196,13 @@ class Exercise:
         """Return ``None`` when ``got`` matches ``expected``, else a short description."""
         return compare_outputs(got, expected, rtol=self.rtol, atol=self.atol)
 
+    def candidate_mistakes(self, case: Case) -> tuple[Mistake, ...]:
+        """The mistakes :meth:`diagnose` tries on ``case`` (all of them, unless narrowed)."""
+        return self.mistakes
+
     def diagnose(self, case: Case, got: Outputs) -> Mistake | None:
         """The first known mistake whose outputs on ``case`` equal ``got``, if any."""
-        for mistake in self.mistakes:
+        for mistake in self.candidate_mistakes(case):
             try:
                 wrong = capture(self, mistake.impl, case, forbid=False)
             except Exception:  # a mistake that cannot run on this case says nothing about it
@@ -278,7 +282,8 @@ def compare_outputs(got: Outputs, expected: Outputs, *, rtol: float, atol: float
         if key not in got:
             return f"no {key!r} was produced"
         have = got[key]
-        if have.dtype != want.dtype:
+        # Text is compared by value: "True" and "False" (<U4, <U5) are both str.
+        if have.dtype != want.dtype and not have.dtype.kind == want.dtype.kind == "U":
             return f"{key}: dtype {describe_dtype(have)}, expected {describe_dtype(want)}"
         if have.shape != want.shape:
             return f"{key}: shape {tuple(have.shape)}, expected {tuple(want.shape)}"

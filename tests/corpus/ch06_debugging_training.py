@@ -177,6 +177,15 @@ def clip_returns_float(parameters, max_norm, norm_type=2.0, error_if_nonfinite=F
     return total.item()
 
 
+@wrong("clip_grad_norm_", "returns_nothing", "returned norm")
+def clip_without_return(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False,
+                        foreach=None):
+    grads = _grads_of(parameters)
+    total = _total(grads, norm_type, error_if_nonfinite)
+    for g in grads:
+        g.mul_(torch.clamp(max_norm / (total + 1e-6), max=1.0))  # in place: "nothing to return"
+
+
 @wrong("clip_grad_norm_", "generator_consumed_twice", "returned norm")
 def clip_generator_twice(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False,
                          foreach=None):
