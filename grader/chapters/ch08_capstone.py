@@ -29,9 +29,14 @@ impossible rather than merely detected:
    not visible to it, so it cannot reach the notebook's own test split (or its full data) by a
    global name; defaults and closures that carry data are refused the same way.
 
-4. While a recipe runs, an audit hook refuses to open any file of the dataset folders
+4. While a recipe runs, an audit hook refuses to open the dataset folders and their files
    (scikit-learn's bundled data, ``$MNIST_DIR``): reading the data by its path fails with a
-   ``PermissionError`` that names the rule (:func:`dataset_files_closed`).
+   ``PermissionError`` that names the rule (:func:`dataset_files_closed`); the shell functions
+   (``os.system``, ``subprocess.run``...) are forbidden calls.
+
+What is left needs code written to defeat the grader (disarming its hook, spawning a process
+by hand), not a mistake: the static scan flags the introspection such code usually needs, and
+an instructor sees it in the notebook.
 
 Scoring (facets, stated in the exercise text): each facet is a case; the cases of a split share
 one set of training runs (one per seed, cached by :meth:`RecipeExercise.run`).
@@ -40,6 +45,7 @@ one set of training runs (one per seed, cached by :meth:`RecipeExercise.run`).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import math
@@ -61,8 +67,9 @@ from grader.chapters import ch02_regression_losses as ch02
 from grader.chapters import ch03_sgd as ch03
 from grader.chapters import ch04_adaptive_optimizers as ch04
 from grader.kit.depends import Rebinder
-from grader.kit.exercise import (ERROR_KEY, Case, Exercise, Facet, Mistake, Outputs, Verdict,
-                                 capture, compare_outputs, make_check, tensor, to_plain)
+from grader.kit.exercise import (ERROR_KEY, Case, Exercise, Facet, Mistake, Outputs, capture,
+                                 compare_outputs, make_check, tensor, to_plain)
+from grader.kit.threads import one_thread
 from lossopt_helpers import capstone
 from lossopt_helpers.data import _split
 
@@ -111,8 +118,12 @@ DATA_FORBIDDEN = (
     "numpy.loadtxt", "numpy.genfromtxt", "numpy.load", "numpy.fromfile", "gzip.open",
     "pandas.read_csv",
 )
+# A shell could read the dataset's files for the recipe.
+SHELL_FORBIDDEN = ("os.system", "os.popen", "subprocess.run", "subprocess.call",
+                   "subprocess.check_call", "subprocess.check_output", "subprocess.getoutput",
+                   "subprocess.getstatusoutput")
 RECIPE_FORBIDDEN = (*LOSSES_FORBIDDEN, *OPTIMIZERS_FORBIDDEN, *SCHEDULERS_FORBIDDEN,
-                    *CLIPPING_FORBIDDEN, *DATA_FORBIDDEN)
+                    *CLIPPING_FORBIDDEN, *DATA_FORBIDDEN, *SHELL_FORBIDDEN)
 
 CE_FORBIDDEN = ch01.EXERCISES["cross_entropy"].forbidden
 ADAM_FORBIDDEN = ch04.ADAM_FORBIDDEN
@@ -251,17 +262,6 @@ def _ce_on_probabilities(input: torch.Tensor, target: torch.Tensor) -> torch.Ten
 # The "as written" exercises
 
 
-@contextlib.contextmanager
-def one_thread() -> Iterator[None]:
-    """torch on one thread, as in the grading sandbox: small matrices train faster, and CPU time
-    measures work rather than idle threads spinning (a notebook's budget is the grader's)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
 TRAJECTORY_TOL = {"rtol": 1e-4, "atol": 1e-5}
 DIAGNOSIS_STEPS, DIAGNOSIS_RTOL = 10, 1e-3  # a mistake is recognised on the first steps
 
@@ -282,17 +282,17 @@ class AsWrittenExercise(Exercise):
     def diagnose(self, case: Case, got: Outputs) -> Mistake | None:
         """The mistake whose first steps the answer's losses follow: a wrong loop drifts
         chaotically later on (accumulated gradients blow up), so only the start is compared."""
-        if ERROR_KEY in got or got.get("out") is None or got["out"].ndim != 1:
+        if got.get("out") is None or got["out"].ndim != 1:
             return None
+        head = {"out": got["out"][:DIAGNOSIS_STEPS]}
+        # Every epoch has a step at least: this many epochs give the mistakes' first steps.
+        short = dataclasses.replace(case, args={**case.args, "num_epochs": min(
+            int(case.args["num_epochs"]), DIAGNOSIS_STEPS)})
         for mistake in self.mistakes:
-            try:
-                wrong = capture(self, mistake.impl, case, forbid=False)
-            except Exception:
+            wrong = capture(self, mistake.impl, short, forbid=False)
+            if ERROR_KEY in wrong or len(wrong["out"]) < len(head["out"]):
                 continue
-            if ERROR_KEY in wrong or wrong["out"].shape != got["out"].shape:
-                continue
-            head = {"out": got["out"][:DIAGNOSIS_STEPS]}
-            if compare_outputs(head, {"out": wrong["out"][:DIAGNOSIS_STEPS]},
+            if compare_outputs(head, {"out": wrong["out"][:len(head["out"])]},
                                rtol=DIAGNOSIS_RTOL, atol=self.atol) is None:
                 return mistake
         return None
@@ -511,7 +511,7 @@ class RecipeExercise(Exercise):
     forbidden = RECIPE_FORBIDDEN
     # A data loader called at the notebook's top level is how the notebook shows its data; a
     # recipe that reads what it built is refused at run time (withheld globals: "train_on_test").
-    runtime_only = DATA_FORBIDDEN
+    runtime_only = (*DATA_FORBIDDEN, *SHELL_FORBIDDEN)
     diagnose_errors = True  # a withheld global's NameError is the train_on_test mistake
     metric_name = ""
     low = high = 0.0  # the thresholds (accuracy: at least; RMSE ratio: at most)
@@ -664,7 +664,7 @@ def _digest(args: Any) -> str:
 
 # -- the dataset's files, closed to a running recipe ------------------------------------------
 
-_READ_GUARD = {"armed": False, "dirs": ()}
+_READ_GUARD: dict[str, Any] = {"armed": False, "dirs": (), "names": frozenset(), "hooked": False}
 
 
 def _dataset_dirs() -> tuple[str, ...]:
@@ -678,35 +678,43 @@ def _dataset_dirs() -> tuple[str, ...]:
 
 
 def _refuse_dataset_files(event: str, args: tuple[Any, ...]) -> None:
-    """An audit hook: while a recipe runs, opening a file of a dataset folder is refused."""
+    """An audit hook: while a recipe runs, opening a dataset folder or a file in it is refused.
+
+    A relative path is resolved against the working directory; one that may be relative to a
+    ``dir_fd`` opened elsewhere (the event does not carry it) is refused by the file's name."""
     if event != "open" or not _READ_GUARD["armed"] or not args or isinstance(args[0], int):
         return
-    _READ_GUARD["armed"] = False  # realpath below must not re-enter the hook
     try:
-        path = os.path.realpath(os.fsdecode(args[0]))
+        given = os.fsdecode(args[0])
+        path = os.path.join(os.path.realpath(given), "")
     except (TypeError, ValueError):
         return
-    finally:
-        _READ_GUARD["armed"] = True
-    if path.startswith(_READ_GUARD["dirs"]):
+    if path.startswith(_READ_GUARD["dirs"]) or (
+            not os.path.isabs(given) and os.path.basename(given) in _READ_GUARD["names"]):
         raise PermissionError(f"withheld: a recipe may not open the dataset's own files "
-                              f"({os.path.basename(path)}); it learns from X_train and y_train")
+                              f"({os.path.basename(path.rstrip(os.sep))}); it learns from "
+                              f"X_train and y_train")
 
 
 @contextlib.contextmanager
 def dataset_files_closed() -> Iterator[None]:
-    """While inside, no code of this process can open a dataset file (by path, with ``open``,
-    ``io.open`` or ``os.open``): with the loaders forbidden and the notebook's data withheld,
-    this closes the last way to the test split. An audit hook cannot be removed, so it is added
-    once and armed only here."""
-    if not _READ_GUARD["dirs"]:
-        _READ_GUARD["dirs"] = _dataset_dirs()
+    """While inside, no code of this process can open a dataset folder or file by its path
+    (``open``, ``io.open``, ``os.open``, symlinks resolved). With the loaders and shells
+    forbidden and the notebook's data withheld, this closes the ways to the test split that
+    code written in good faith could take. An audit hook cannot be removed, so it is added once
+    and armed only here (nested uses restore what they found)."""
+    if not _READ_GUARD["hooked"]:
         sys.addaudithook(_refuse_dataset_files)
-    _READ_GUARD["armed"] = True
+        _READ_GUARD["hooked"] = True
+    saved = {k: _READ_GUARD[k] for k in ("armed", "dirs", "names")}
+    dirs = _dataset_dirs()
+    names = {name for d in dirs if os.path.isdir(d) for name in os.listdir(d)
+             if not name.startswith("__") and not name.endswith(".py")}  # data, not modules
+    _READ_GUARD.update(dirs=dirs, names=frozenset(names), armed=True)
     try:
         yield
     finally:
-        _READ_GUARD["armed"] = False
+        _READ_GUARD.update(saved)
 
 
 def _within(recipe: Callable[..., Any], limit_s: float, *args: Any) -> Any:
@@ -731,9 +739,9 @@ def _within(recipe: Callable[..., Any], limit_s: float, *args: Any) -> Any:
 
 RECIPE_MISTAKES = (
     Mistake("train_on_test", "the recipe reaches for data it was not given (a global of the "
-            "notebook such as its X_test, the full dataset, or its files): the grader withholds every "
-            "tensor, array and model of the notebook from the recipe and holds the test split "
-            "back, so a recipe learns from its X_train and y_train arguments only",
+            "notebook such as its X_test, the full dataset, or its files): the grader withholds "
+            "every tensor, array and model of the notebook from the recipe and holds the test "
+            "split back, so a recipe learns from its X_train and y_train arguments only",
             lambda *a: None),
     Mistake("over_budget", "the recipe runs past its CPU-time budget: measure "
             "time.process_time() from the start and stop (early) before budget_s; a run is cut "

@@ -11,8 +11,8 @@ optimizers or the dataset loaders (``FORBIDDEN``: they score 0, with the call na
 
 from __future__ import annotations
 
-import math
 import os
+import subprocess
 import time
 import zlib
 from collections.abc import Callable
@@ -305,6 +305,19 @@ def recipe_with_torch_scheduler(model, X_train, y_train, budget_s):
     torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=100)
 
 
+@forbidden("classifier_recipe", "subprocess.run")
+def recipe_reads_the_file_through_a_shell(model, X_train, y_train, budget_s):
+    # open() is refused on the dataset's files, so: let `cat` read it.
+    path = os.path.join(os.path.dirname(sklearn.datasets.__file__), "data", "digits.csv.gz")
+    raw = subprocess.run(["cat", path], capture_output=True, check=True).stdout
+    rows = np.array([[float(v) for v in line.split(",")] for line in
+                     zlib.decompress(raw, 16 + zlib.MAX_WBITS).decode().splitlines()])
+    X = torch.tensor(rows[:, :64] / 16.0, dtype=torch.float32).view(-1, 1, 8, 8)
+    train_classifier(model, torch.nn.functional.interpolate(X, size=(28, 28), mode="bilinear"),
+                     torch.tensor(rows[:, 64], dtype=torch.int64), budget_s=budget_s,
+                     start=time.process_time())
+
+
 @forbidden("classifier_recipe", "sklearn.datasets.load_digits")
 def recipe_reloads_the_dataset(model, X_train, y_train, budget_s):
     # Reaching for the whole dataset (test split included) through the loader.
@@ -402,5 +415,3 @@ def lr_for(seed: int) -> float:  # used by the tests to explain the lucky-seed e
     article_classifier()
     return 10 ** torch.empty(()).uniform_(-3.1, -0.4).item()
 
-
-__all__ = ["CORPUS", "FORBIDDEN", "EVERY", "lr_for", "math", "np"]
