@@ -33,7 +33,7 @@ import torch
 from corpus.ch03_sgd import CORPUS, RIGHT, sgd_on
 from grader.chapters.ch03_sgd import (CHAPTER, EXERCISES, FORBIDDEN, SGDModel, check,
                                       flawed_sgd_step, valid_combinations)
-from grader.kit.exercise import ForbiddenCallError, check_exercise, resolve, tripwires
+from grader.kit.exercise import ForbiddenCallError, resolve, tripwires
 from nbutils import SOLUTIONS, score_and_lost, solution_namespace
 from nbutils import assert_full_marks as full_marks
 

@@ -36,7 +36,7 @@ from corpus.ch04_adaptive_optimizers import CORPUS, CORRECT, EVERY_FACET, LOSES
 from grader.chapters.ch04_adaptive_optimizers import (CHAPTER, EXERCISES, AdagradModel, AdamModel,
                                                       AdamWModel, ReferenceAdam, RMSpropModel,
                                                       check, uses_base_internals)
-from grader.kit.exercise import ForbiddenCallError, capture, check_exercise, resolve, tripwires
+from grader.kit.exercise import ForbiddenCallError, capture, resolve, tripwires
 from nbutils import SOLUTIONS, facet_scores, nbgrader_meta, solution_namespace
 
 NOTEBOOK = SOLUTIONS / CHAPTER / f"{CHAPTER}.ipynb"

@@ -47,6 +47,19 @@ def test_ddp_with_gloo_equals_one_process_on_the_double_batch():
     assert result["max_abs_diff"] < 1e-12  # float64: the all-reduce's average is the mean
 
 
+def test_the_demo_problem_leaves_the_callers_random_stream_alone():
+    from lossopt_helpers.gpu import _demo_problem
+
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    model, X, _ = _demo_problem(batch_size=4, seed=7)
+    assert torch.equal(torch.rand(3), expected)  # the notebook's next draw is unchanged
+    again = _demo_problem(batch_size=4, seed=7)  # and the problem depends on its seed only
+    assert torch.equal(again[1], X) and all(torch.equal(a, b) for a, b in zip(
+        again[0].parameters(), model.parameters()))
+
+
 def test_ddp_demo_is_bounded_in_time():
     # Far too short to start two processes: the demo stops them and says so instead of hanging.
     with pytest.raises(RuntimeError, match="took longer than"):

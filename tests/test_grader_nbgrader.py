@@ -5,7 +5,6 @@ and survive submissions that break nbgrader's own executor."""
 from __future__ import annotations
 
 import csv
-import os
 import shutil
 import subprocess
 import sys

@@ -1284,7 +1284,6 @@ class OneCycleLRExercise(ScheduleExercise):
                        opt="Adagrad", steps=10, momentum=False, public=public))
         return cases
 
-
     def resumed(self, case: Case, at: int) -> Case:
         """The case restarted at step ``at``: the groups as torch's run left them there (its
         optimizer's param_groups, as a checkpoint holds them), ``last_epoch=at - 1``."""

@@ -30,6 +30,7 @@ on) and names the facet it costs, so that it is charged once.
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 import timeit
 import warnings
@@ -42,7 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from grader.kit.exercise import (ERROR_KEY, AnswerTypeError, Case, Exercise, Facet, Mistake,
-                                 Outputs, Verdict, compare_outputs, make_check, tensor, to_plain)
+                                 Outputs, compare_outputs, make_check, tensor, to_plain)
 from grader.kit.optim import digest
 
 CHAPTER = "07_gpu_training"
@@ -165,12 +166,12 @@ def own_rng(run: Callable[..., Outputs]) -> Callable[..., Outputs]:
     """Run a script on its own seeded random stream: building ``nn.Linear`` layers draws from
     torch's global generator, and a check must not move the learner's notebook stream."""
 
+    @functools.wraps(run)
     def wrapped(*args: Any, **kwargs: Any) -> Outputs:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
             return run(*args, **kwargs)
 
-    wrapped.__name__, wrapped.__doc__ = run.__name__, run.__doc__
     return wrapped
 
 

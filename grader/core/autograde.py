@@ -393,7 +393,7 @@ class Grading:
         scanner = Scanner(units)
         found = {}
         for name, ex in self.chapter.exercises.items():
-            runtime_only = set(getattr(ex, "runtime_only", ()))
+            runtime_only = set(ex.runtime_only)
             targets = forbidden_targets([p for p in ex.forbidden if p not in runtime_only])
             found[name] = scanner.findings(name, position.get(name, len(units)), targets,
                                            tuple(getattr(ex, "depends_on", ())))
