@@ -129,13 +129,9 @@ def test_the_issues_wrong_implementations_are_all_in_the_corpus():
         "optimizer_not_restored", "raw_loss_stop"}
 
 
-def test_a_wrong_base_costs_nothing_to_the_schedulers_built_on_it():
-    from corpus.ch05_lr_schedules import LRSchedulerNoFirstStep
-
-    # The learner's own base, named LRScheduler as in the notebook, without the first step.
-    LRScheduler = type("LRScheduler", (LRSchedulerNoFirstStep,), {})
-
-    class StepLR(LRScheduler):
+def step_lr_on(base):
+    """A chainable StepLR, as a learner writes it, on the base class ``base``."""
+    class StepLR(base):
         def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
             self.step_size, self.gamma = step_size, gamma
             super().__init__(optimizer, last_epoch)
@@ -145,7 +141,16 @@ def test_a_wrong_base_costs_nothing_to_the_schedulers_built_on_it():
                 return [g["lr"] for g in self.optimizer.param_groups]
             return [g["lr"] * self.gamma for g in self.optimizer.param_groups]
 
-    score, lost, report = scored("StepLR", StepLR, hidden=True, seed=0)
+    return StepLR
+
+
+def test_a_wrong_base_costs_nothing_to_the_schedulers_built_on_it():
+    from corpus.ch05_lr_schedules import LRSchedulerNoFirstStep
+
+    # The learner's own base, named LRScheduler as in the notebook, without the first step.
+    LRScheduler = type("LRScheduler", (LRSchedulerNoFirstStep,), {})
+
+    score, lost, report = scored("StepLR", step_lr_on(LRScheduler), hidden=True, seed=0)
     assert score == 1.0 and not lost, report
     assert "your `LRScheduler` fails" in report
 
@@ -342,14 +347,4 @@ def test_outputs_are_arrays_that_cross_the_wire(name):
 
 
 def test_a_scheduler_on_torchs_base_class_is_allowed():
-    class StepLR(torch.optim.lr_scheduler.LRScheduler):
-        def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
-            self.step_size, self.gamma = step_size, gamma
-            super().__init__(optimizer, last_epoch)
-
-        def get_lr(self):
-            if self.last_epoch == 0 or self.last_epoch % self.step_size:
-                return [g["lr"] for g in self.optimizer.param_groups]
-            return [g["lr"] * self.gamma for g in self.optimizer.param_groups]
-
-    assert_full_marks("StepLR", StepLR)
+    assert_full_marks("StepLR", step_lr_on(torch.optim.lr_scheduler.LRScheduler))
