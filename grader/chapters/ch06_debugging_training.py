@@ -25,6 +25,7 @@ holds learner-style versions of them, and the tests check that each loses exactl
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -1186,87 +1187,50 @@ def _lower_lr(loop: Callable[..., Any], factor: float) -> Callable[..., Any]:
     return lowered
 
 
-def zoo1_clipped(X, y, *, lr, epochs, batch_size, hidden, seed):
+def _repair(X, y, *, lr, epochs, batch_size, hidden, seed, adam: bool = False,
+            zero_grad: str = "per batch", clip: bool = False,
+            head: Callable[..., Any] = lambda z: z, loss_fn: Callable[..., Any] = F.cross_entropy,
+            dropout: float | None = None, eval_for_validation: bool = True,
+            scheduler_steps: int = 0) -> Any:
+    """The zoo's loop with a wrong repair switched on: the models of the hiding repairs.
+
+    ``zero_grad``: "per batch", "per epoch" or "never"; ``dropout`` (not None): zoo 3's
+    validated loop, train mode at every epoch's start; ``scheduler_steps``: zoo 4's StepLR
+    stepped this many times after each epoch."""
     torch.manual_seed(seed)
-    model = bugzoo.mlp(hidden)
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    if dropout is not None:
+        n_val = len(X) // 5
+        X_val, y_val, X, y = X[:n_val], y[:n_val], X[n_val:], y[n_val:]
+        model = bugzoo.mlp(hidden, dropout=dropout)
+    else:
+        model = bugzoo.mlp(hidden)
+    optimizer = (torch.optim.Adam(model.parameters(), lr=lr) if adam else
+                 torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9))
+    scheduler = (torch.optim.lr_scheduler.StepLR(optimizer, step_size=2, gamma=0.5)
+                 if scheduler_steps else None)
     order = torch.Generator().manual_seed(seed)
-    losses = []
+    history: list[Any] = []
     for epoch in range(epochs):
+        if dropout is not None:
+            model.train()
         total = 0.0
-        for idx in torch.randperm(len(X), generator=order).split(batch_size):
-            loss = F.cross_entropy(model(X[idx]), y[idx])
-            loss.backward()
-            tnu.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            total += loss.item() * len(idx)
-        losses.append(total / len(X))
-    return losses
-
-
-def zoo1_zero_per_epoch(X, y, *, lr, epochs, batch_size, hidden, seed):
-    torch.manual_seed(seed)
-    model = bugzoo.mlp(hidden)
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
-    order = torch.Generator().manual_seed(seed)
-    losses = []
-    for epoch in range(epochs):
-        total = 0.0
-        optimizer.zero_grad()
-        for idx in torch.randperm(len(X), generator=order).split(batch_size):
-            loss = F.cross_entropy(model(X[idx]), y[idx])
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(idx)
-        losses.append(total / len(X))
-    return losses
-
-
-def _zoo2(X, y, *, lr, epochs, batch_size, hidden, seed, head: Callable[..., Any],
-          loss_fn: Callable[..., Any]):
-    torch.manual_seed(seed)
-    model = bugzoo.mlp(hidden)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    order = torch.Generator().manual_seed(seed)
-    losses = []
-    for epoch in range(epochs):
-        total = 0.0
-        for idx in torch.randperm(len(X), generator=order).split(batch_size):
+        if zero_grad == "per epoch":
             optimizer.zero_grad()
+        for idx in torch.randperm(len(X), generator=order).split(batch_size):
+            if zero_grad == "per batch":
+                optimizer.zero_grad()
             loss = loss_fn(head(model(X[idx])), y[idx])
             loss.backward()
+            if clip:
+                tnu.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             total += loss.item() * len(idx)
-        losses.append(total / len(X))
-    return losses
-
-
-def zoo2_softmax_dim0(X, y, **hyper):
-    return _zoo2(X, y, head=lambda z: F.softmax(z, dim=0), loss_fn=F.cross_entropy, **hyper)
-
-
-def zoo2_nll_on_logits(X, y, **hyper):
-    return _zoo2(X, y, head=lambda z: z, loss_fn=F.nll_loss, **hyper)
-
-
-def _zoo3(X, y, *, lr, epochs, batch_size, hidden, seed, dropout: float, evaluate: bool):
-    torch.manual_seed(seed)
-    n_val = len(X) // 5
-    X_val, y_val, X, y = X[:n_val], y[:n_val], X[n_val:], y[n_val:]
-    model = bugzoo.mlp(hidden, dropout=dropout)
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
-    order = torch.Generator().manual_seed(seed)
-    history = []
-    for epoch in range(epochs):
-        model.train()
-        total = 0.0
-        for idx in torch.randperm(len(X), generator=order).split(batch_size):
-            optimizer.zero_grad()
-            loss = F.cross_entropy(model(X[idx]), y[idx])
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(idx)
-        if evaluate:
+        for _ in range(scheduler_steps):
+            scheduler.step()  # type: ignore[union-attr]
+        if dropout is None:
+            history.append(total / len(X))
+            continue
+        if eval_for_validation:
             model.eval()
         with torch.no_grad():
             val_loss = F.cross_entropy(model(X_val), y_val).item()
@@ -1274,42 +1238,14 @@ def _zoo3(X, y, *, lr, epochs, batch_size, hidden, seed, dropout: float, evaluat
     return history
 
 
-def zoo3_dropout_removed(X, y, **hyper):
-    return _zoo3(X, y, dropout=0.0, evaluate=True, **hyper)
-
-
-def zoo3_never_eval(X, y, **hyper):
-    return _zoo3(X, y, dropout=0.3, evaluate=False, **hyper)
-
-
-def _zoo4(X, y, *, lr, epochs, batch_size, hidden, seed, schedule: str):
-    torch.manual_seed(seed)
-    model = bugzoo.mlp(hidden)
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=2, gamma=0.5)
-    order = torch.Generator().manual_seed(seed)
-    losses = []
-    for epoch in range(epochs):
-        total = 0.0
-        for idx in torch.randperm(len(X), generator=order).split(batch_size):
-            optimizer.zero_grad()
-            loss = F.cross_entropy(model(X[idx]), y[idx])
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(idx)
-        if schedule == "per epoch, twice":
-            scheduler.step()
-            scheduler.step()
-        losses.append(total / len(X))
-    return losses
-
-
-def zoo4_scheduler_removed(X, y, **hyper):
-    return _zoo4(X, y, schedule="never", **hyper)
-
-
-def zoo4_stepped_twice(X, y, **hyper):
-    return _zoo4(X, y, schedule="per epoch, twice", **hyper)
+zoo1_clipped = functools.partial(_repair, zero_grad="never", clip=True)
+zoo1_zero_per_epoch = functools.partial(_repair, zero_grad="per epoch")
+zoo2_softmax_dim0 = functools.partial(_repair, adam=True, head=lambda z: F.softmax(z, dim=0))
+zoo2_nll_on_logits = functools.partial(_repair, adam=True, loss_fn=F.nll_loss)
+zoo3_dropout_removed = functools.partial(_repair, dropout=0.0)
+zoo3_never_eval = functools.partial(_repair, dropout=0.3, eval_for_validation=False)
+zoo4_scheduler_removed = functools.partial(_repair, scheduler_steps=0)
+zoo4_stepped_twice = functools.partial(_repair, scheduler_steps=2)
 
 
 HIDING: dict[str, list[tuple[str, str, Callable[..., Any]]]] = {
